@@ -1,0 +1,1 @@
+//! Charts (SVG) and the HTML report from fanbench results JSON

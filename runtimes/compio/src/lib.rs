@@ -1,0 +1,1 @@
+//! The compio row of fanbench's runtime trait

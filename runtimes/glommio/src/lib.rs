@@ -1,0 +1,1 @@
+//! The glommio row of fanbench's runtime trait

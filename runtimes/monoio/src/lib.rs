@@ -1,0 +1,1 @@
+//! The monoio rows (io_uring and legacy epoll drivers) of fanbench's runtime trait

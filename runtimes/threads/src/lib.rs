@@ -1,0 +1,1 @@
+//! The blocking thread-per-connection baseline row of fanbench's runtime trait

@@ -1,0 +1,1 @@
+//! fanbench's own io_uring runtime: a single-threaded executor whose submission policy is the experiment
