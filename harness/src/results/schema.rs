@@ -1,0 +1,355 @@
+//! The results file (`results/<run-id>/results.json`): one serializable type tree that every
+//! view (charts, `compare`, Markdown) is generated from. results/README.md documents each field.
+//!
+//! # Conventions
+//!
+//! - Latencies are microseconds (`f64`), durations seconds (`f64`), sizes bytes.
+//! - A metric that could not be measured is `null` and the field `<name>_null_reason` next to it
+//!   says why; a measured metric has a `null` reason. Nothing is ever guessed or zero-filled.
+//! - A run is *invalid* (kept, flagged) when the load generator fell behind its schedule or
+//!   saturated its CPU, or a healthy subscriber lost a message; `invalid_reasons` says which.
+//! - Any change that renames, removes or re-types a field bumps [`SCHEMA_VERSION`]; adding an
+//!   optional field does not (readers ignore unknown fields and default missing optional ones).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this schema. Readers must check it before interpreting a file.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One results file: the provenance of a run and one [`ScenarioResult`] per (scenario, runtime).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultsFile {
+    pub schema_version: u32,
+    /// Unique id of this run, also the directory name (`YYYYMMDDTHHMMSSZ-<short commit>`).
+    pub run_id: String,
+    /// When the run started / finished, RFC 3339 UTC.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// The command line that produced this file (`fanbench bench-all --quick ...`).
+    pub command: Vec<String>,
+    pub git: GitInfo,
+    pub host: HostInfo,
+    pub toolchain: Toolchain,
+    /// Every runtime row considered, whether it ran or not (and why not).
+    pub runtimes: Vec<RuntimeInfo>,
+    /// One entry per measured (scenario, runtime).
+    pub results: Vec<ScenarioResult>,
+    /// (scenario, runtime) pairs that were requested but not measured, with the reason.
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GitInfo {
+    /// Full commit hash of the checkout the binary was run from (`git rev-parse HEAD`).
+    pub commit: Option<String>,
+    /// Whether tracked files had uncommitted changes (`git status --porcelain`).
+    pub dirty: Option<bool>,
+    pub null_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub hostname: Option<String>,
+    /// `uname -r` (release) and `uname -v` (build).
+    pub kernel: String,
+    pub kernel_version: Option<String>,
+    /// CPU model name from /proc/cpuinfo.
+    pub cpu: String,
+    /// Online logical CPUs.
+    pub cores: u32,
+    /// MemTotal from /proc/meminfo.
+    pub memory_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Toolchain {
+    /// `rustc --version`, or null when rustc is not on PATH at run time.
+    pub rustc: Option<String>,
+    /// Version of the `fanbench` binary.
+    pub fanbench: String,
+}
+
+/// One runtime row as listed by `fanbench runtimes`, plus reference servers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    /// `--runtime` name (`uring`, `tokio-mt`, ...) or `nats-server`, or an external `--label`.
+    pub name: String,
+    /// `fanbench` (our broker on a runtime), `reference` (another server started by us),
+    /// `external` (`run --target`, started by someone else).
+    pub kind: RuntimeKind,
+    /// Crate name -> version for the runtime's dependencies, or the server's own version.
+    #[serde(default)]
+    pub versions: BTreeMap<String, String>,
+    pub available: bool,
+    pub unavailable_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeKind {
+    Fanbench,
+    Reference,
+    External,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub scenario: Option<String>,
+    pub runtime: String,
+    pub reason: String,
+}
+
+/// A workload exactly as it was run (after command-line overrides).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub publishers: u32,
+    /// Each publisher k publishes on its own subject; this many subscribers listen to each.
+    pub subscribers_per_publisher: u32,
+    /// Messages per second per publisher (open loop).
+    pub rate_per_publisher: f64,
+    /// Payload size including the load generator's header (sequence, timestamps).
+    pub payload_bytes: usize,
+    /// Measured window per repetition.
+    pub duration_s: f64,
+    /// Warm-up before each measured window (not measured).
+    pub warmup_s: f64,
+    pub repetitions: u32,
+    /// Subscribers of publisher 0 that read at a trickle (excluded from `expected`/`lost`).
+    #[serde(default)]
+    pub slow_subscribers: u32,
+    #[serde(default)]
+    pub slow_read_bytes_per_s: u64,
+}
+
+/// How the server under test was run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeConfig {
+    pub name: String,
+    pub kind: RuntimeKind,
+    /// The argv the server was started with (empty for an external server).
+    pub command: Vec<String>,
+    /// Environment variables set for the server (e.g. GOMAXPROCS for nats-server).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Address the load generator connected to.
+    pub target: String,
+    /// CPUs the server was pinned to (null for an external server: unknown).
+    pub server_cpus: Option<Vec<usize>>,
+    /// CPUs the load generator's threads were pinned to.
+    pub client_cpus: Vec<usize>,
+    /// Server pid whose metrics were sampled (null: no server metrics).
+    pub server_pid: Option<u32>,
+}
+
+/// All repetitions of one scenario on one runtime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// The scenario name (full configuration in `scenario_config`).
+    pub scenario: String,
+    pub runtime: String,
+    pub scenario_config: Scenario,
+    pub runtime_config: RuntimeConfig,
+    /// True only when every repetition is valid.
+    pub valid: bool,
+    /// Union of the repetitions' reasons, prefixed with the repetition index.
+    pub invalid_reasons: Vec<String>,
+    pub repetitions: Vec<Repetition>,
+    pub summary: Summary,
+    /// The `uring` row's own counters (`fanbench serve --stats-out`), written by the server at
+    /// shutdown and therefore covering the whole server lifetime (all repetitions and warm-ups).
+    pub server_stats: Option<serde_json::Value>,
+    pub server_stats_null_reason: Option<String>,
+}
+
+/// The headline numbers. The same fields appear in every repetition (measured values) and in
+/// the summary (median over repetitions; counts are totals), so one accessor reads both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Headline {
+    /// Delivered messages per second in the measured window.
+    pub throughput_msgs_per_s: f64,
+    /// Receive time - intended send time (includes queueing: the number to quote).
+    pub latency_us: Percentiles,
+    /// Receive time - actual send time.
+    pub service_latency_us: Percentiles,
+    /// Actual - intended send time (the load generator's own error).
+    pub pacing_lag_us: Percentiles,
+    /// Messages received by healthy subscribers in the measured window.
+    pub delivered: u64,
+    /// Messages healthy subscribers should have received in the measured window.
+    pub expected: u64,
+    /// Gaps in the per-publisher sequence seen by healthy subscribers.
+    pub lost: u64,
+    pub syscalls_per_msg: Option<f64>,
+    pub syscalls_per_msg_null_reason: Option<String>,
+    pub sqes_per_msg: Option<f64>,
+    pub sqes_per_msg_null_reason: Option<String>,
+    pub server_cpu_us_per_msg: Option<f64>,
+    pub server_cpu_us_per_msg_null_reason: Option<String>,
+    pub server_peak_rss_bytes: Option<u64>,
+    pub server_peak_rss_bytes_null_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+    /// Number of samples recorded.
+    pub count: u64,
+}
+
+/// One repetition: one warm-up plus one measured window against the same server process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Repetition {
+    pub index: u32,
+    pub started_at: String,
+    pub valid: bool,
+    pub invalid_reasons: Vec<String>,
+    /// Length of the measured window actually observed.
+    pub window_s: f64,
+    #[serde(flatten)]
+    pub headline: Headline,
+    pub sent: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub histograms: Histograms,
+    /// One entry per second of the measured window.
+    pub windows: Vec<WindowStats>,
+    pub slow_subscribers: SlowSubscribers,
+    pub load_generator: LoadGenerator,
+    pub server: ServerMetrics,
+    /// `-ERR` lines and connection errors the load generator saw.
+    pub errors: Vec<String>,
+}
+
+/// HdrHistograms in the V2 serialization format (uncompressed), base64 (standard alphabet).
+/// Deserialize with `hdrhistogram::serialization::Deserializer`. Values are in `unit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// `ns` or `us`.
+    pub unit: String,
+    pub latency: String,
+    pub service_latency: String,
+    pub pacing_lag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowStats {
+    /// Seconds since the start of the measured window (0, 1, 2, ...).
+    pub second: u32,
+    pub sent: u64,
+    pub delivered: u64,
+    pub latency_p50_us: Option<f64>,
+    pub latency_p99_us: Option<f64>,
+    pub latency_max_us: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlowSubscribers {
+    pub count: u32,
+    /// Messages the slow subscribers received in total.
+    pub delivered: u64,
+    pub bytes_read: u64,
+    /// How many were disconnected by the server as slow consumers.
+    pub cut_as_slow_consumer: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadGenerator {
+    pub cpus: Vec<usize>,
+    pub behind_schedule: bool,
+    pub max_pacing_lag_us: f64,
+    /// CPU seconds the load generator used in the measured window.
+    pub cpu_user_s: f64,
+    pub cpu_sys_s: f64,
+    /// (user + sys) / (window * cores used), 0..1.
+    pub utilisation: f64,
+    pub saturated: bool,
+}
+
+/// Server-side measurements, sampled at the load generator's window boundaries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerMetrics {
+    pub pid: Option<u32>,
+    /// From /proc/<pid>/stat (all threads), clock-tick resolution.
+    pub cpu_user_s: Option<f64>,
+    pub cpu_sys_s: Option<f64>,
+    pub cpu_null_reason: Option<String>,
+    /// perf `task-clock` summed over every server thread (ns resolution); used for
+    /// `server_cpu_us_per_msg` when available, else user + sys.
+    pub cpu_task_clock_s: Option<f64>,
+    pub cpu_task_clock_null_reason: Option<String>,
+    /// Whether peak RSS covers only the measured window (VmHWM reset via clear_refs at its
+    /// start) or the process lifetime up to the window's end.
+    pub peak_rss_scope: Option<String>,
+    pub syscalls: Syscalls,
+    /// `io_uring:io_uring_submit_req` events in the window.
+    pub sqes: Option<u64>,
+    pub sqes_null_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Syscalls {
+    /// `raw_syscalls:sys_enter` events on every server thread in the window.
+    pub total: Option<u64>,
+    pub null_reason: Option<String>,
+    /// `syscalls:sys_enter_<name>` per syscall that matters for a broker, plus `other`
+    /// (= total - the listed ones). Empty when unavailable (see `breakdown_null_reason`).
+    pub breakdown: BTreeMap<String, u64>,
+    pub breakdown_null_reason: Option<String>,
+    /// Server threads the counters were attached to when the repetition started (threads
+    /// created later are counted through `inherit`).
+    pub threads_at_start: Option<u32>,
+    /// Server threads alive at the end of the window.
+    pub threads_at_end: Option<u32>,
+    /// How the counts were obtained.
+    pub method: String,
+}
+
+/// Median and spread over all repetitions. Headline values are medians (counts are totals).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub repetitions: u32,
+    pub valid_repetitions: u32,
+    #[serde(flatten)]
+    pub headline: Headline,
+    pub spread: Spread,
+}
+
+/// Min and max over repetitions for each median in the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub throughput_msgs_per_s: Range,
+    pub latency_us: PercentileRanges,
+    pub service_latency_us: PercentileRanges,
+    pub pacing_lag_us: PercentileRanges,
+    pub syscalls_per_msg: Option<Range>,
+    pub sqes_per_msg: Option<Range>,
+    pub server_cpu_us_per_msg: Option<Range>,
+    pub server_peak_rss_bytes: Option<Range>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Range {
+    pub min: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PercentileRanges {
+    pub p50: Range,
+    pub p90: Range,
+    pub p99: Range,
+    pub p999: Range,
+    pub max: Range,
+    pub mean: Range,
+}
