@@ -1,0 +1,487 @@
+//! One client connection: a reader task and a writer task sharing a [`ClientShared`].
+//!
+//! # Reader
+//!
+//! Reads into a `BytesMut` it owns, parses complete operations in place (payloads are
+//! zero-copy slices of the read buffer) and handles them: subscribe, publish (look the subject
+//! up once, queue a frame on every matching subscriber), PING/PONG, CONNECT. A protocol error
+//! is answered with nats-server's `-ERR` text, and the connection is closed where nats-server
+//! closes it.
+//!
+//! # Writer
+//!
+//! Waits for its outbound queue, takes everything queued (up to `UIO_MAXIOV` iovecs) and sends
+//! it with one vectored write. One timer per connection, re-armed only when it fires, enforces
+//! the CONNECT timeout, the PING interval with max outstanding PINGs, and the write deadline
+//! (checked every half deadline). When the queue closes, the writer sends what is left and
+//! shuts the socket down in both directions, which also ends the reader's pending read.
+
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use fanbench_protocol::{encode, subject, ClientOp, ClientParser, Connect, ProtocolError};
+use fanbench_rt::ext::AsyncWriteRentExt;
+use fanbench_rt::{AsyncReadRent, AsyncWriteRent, Runtime, Stream};
+use futures_util::future::{select, Either};
+
+use crate::outbound::{Batch, CloseReason, Outbound, MAX_IOVECS};
+use crate::server::Broker;
+
+/// One subscription of one client.
+pub struct Subscription {
+    /// The subscribing client.
+    pub client: Arc<ClientShared>,
+    /// The subject, possibly with wildcards.
+    pub subject: Bytes,
+    /// The queue group, if any.
+    pub queue: Option<Bytes>,
+    /// The client's subscription id.
+    pub sid: Bytes,
+    /// Messages after which the subscription ends (0: unlimited).
+    max_msgs: AtomicU64,
+    delivered: AtomicU64,
+    removed: AtomicBool,
+}
+
+impl Subscription {
+    /// Claim one delivery. Returns `None` if the subscription is gone or exhausted, otherwise
+    /// whether this delivery is its last (so the caller removes it).
+    fn claim(&self) -> Option<bool> {
+        if self.removed.load(Ordering::Acquire) {
+            return None;
+        }
+        let max = self.max_msgs.load(Ordering::Acquire);
+        if max == 0 {
+            return Some(false);
+        }
+        let n = self.delivered.fetch_add(1, Ordering::AcqRel) + 1;
+        if n > max {
+            return None;
+        }
+        Some(n == max)
+    }
+}
+
+/// The part of a connection that other connections (publishers) and its two tasks share.
+pub struct ClientShared {
+    /// Server-assigned id, as sent in INFO.
+    pub id: u64,
+    /// Frames waiting to be written to this client.
+    pub outbound: Arc<Outbound>,
+    echo: AtomicBool,
+    headers: AtomicBool,
+    verbose: AtomicBool,
+    connected: AtomicBool,
+    pings_out: AtomicU32,
+    /// Tasks still running; the last one to finish unregisters the client.
+    live_tasks: AtomicU8,
+}
+
+impl ClientShared {
+    pub(crate) fn new(id: u64, max_pending: usize) -> Arc<Self> {
+        Arc::new(ClientShared {
+            id,
+            outbound: Outbound::new(max_pending),
+            echo: AtomicBool::new(true),
+            headers: AtomicBool::new(false),
+            verbose: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+            pings_out: AtomicU32::new(0),
+            live_tasks: AtomicU8::new(2),
+        })
+    }
+
+    fn task_done(&self, broker: &Broker) {
+        if self.live_tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
+            broker.unregister(self.id);
+        }
+    }
+}
+
+/// The task that reads a connection's commands and acts on them.
+pub struct ReaderTask<R: Runtime> {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) client: Arc<ClientShared>,
+    pub(crate) read: <R::Stream as Stream>::ReadHalf,
+}
+
+/// The task that writes a connection's outbound queue.
+pub struct WriterTask<R: Runtime> {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) client: Arc<ClientShared>,
+    pub(crate) write: <R::Stream as Stream>::WriteHalf,
+}
+
+impl<R: Runtime> ReaderTask<R> {
+    /// Run until the connection closes.
+    pub fn run(self) -> impl Future<Output = ()> {
+        let ReaderTask {
+            broker,
+            client,
+            read,
+        } = self;
+        async move {
+            let mut conn = Connection {
+                broker: &broker,
+                client: &client,
+                subs: HashMap::new(),
+                parser: ClientParser::new(broker.config().limits.clone()),
+                pedantic: false,
+            };
+            let reason = conn.read_loop::<R>(read).await;
+            conn.unsubscribe_all();
+            client.outbound.close(reason, None);
+            client.task_done(&broker);
+        }
+    }
+}
+
+impl<R: Runtime> WriterTask<R> {
+    /// Run until the outbound queue closes and is flushed.
+    pub fn run(self) -> impl Future<Output = ()> {
+        let WriterTask {
+            broker,
+            client,
+            mut write,
+        } = self;
+        async move {
+            write_loop::<R>(&broker, &client, &mut write).await;
+            // The peer may already be gone; nothing is left to tell it.
+            let _ = write.shutdown().await;
+            client.task_done(&broker);
+        }
+    }
+}
+
+struct Connection<'a> {
+    broker: &'a Broker,
+    client: &'a Arc<ClientShared>,
+    subs: HashMap<Bytes, Arc<Subscription>>,
+    parser: ClientParser,
+    pedantic: bool,
+}
+
+impl Connection<'_> {
+    async fn read_loop<R: Runtime>(
+        &mut self,
+        mut read: <R::Stream as Stream>::ReadHalf,
+    ) -> CloseReason {
+        let chunk = self.broker.config().read_buffer;
+        let mut buf = BytesMut::with_capacity(chunk);
+        loop {
+            if buf.capacity() - buf.len() < chunk / 4 {
+                buf.reserve(chunk.max(buf.len()));
+            }
+            let (res, b) = read.read(buf).await;
+            buf = b;
+            match res {
+                Ok(0) | Err(_) => return CloseReason::ClientClosed,
+                Ok(_) => {}
+            }
+            if self.client.outbound.is_closed() {
+                return CloseReason::ClientClosed;
+            }
+            loop {
+                match self.parser.next_op(&mut buf) {
+                    Ok(Some(op)) => self.handle(op),
+                    Ok(None) => break,
+                    Err(err) => {
+                        if let Some(reason) = self.protocol_error(&err) {
+                            return reason;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answer a protocol error; returns the close reason if the connection must close.
+    fn protocol_error(&self, err: &ProtocolError) -> Option<CloseReason> {
+        if err.closes_connection() {
+            self.client
+                .outbound
+                .close(CloseReason::ProtocolError, err.err_text());
+            Some(CloseReason::ProtocolError)
+        } else {
+            if let Some(text) = err.err_text() {
+                self.client.outbound.push_text(|out| encode::err(out, text));
+            }
+            None
+        }
+    }
+
+    fn ok(&self) {
+        if self.client.verbose.load(Ordering::Relaxed) {
+            self.client.outbound.push_text(encode::ok);
+        }
+    }
+
+    fn handle(&mut self, op: ClientOp) {
+        match op {
+            ClientOp::Connect(c) => self.connect(c),
+            ClientOp::Pub {
+                subject,
+                reply_to,
+                payload,
+            } => {
+                if self.valid_publish_subject(&subject) {
+                    self.publish(&subject, reply_to.as_ref(), None, &payload);
+                    self.ok();
+                }
+            }
+            ClientOp::HPub {
+                subject,
+                reply_to,
+                headers,
+                payload,
+            } => {
+                if self.valid_publish_subject(&subject) {
+                    self.publish(&subject, reply_to.as_ref(), Some(&headers), &payload);
+                    self.ok();
+                }
+            }
+            ClientOp::Sub {
+                subject,
+                queue_group,
+                sid,
+            } => self.subscribe(subject, queue_group, sid),
+            ClientOp::Unsub { sid, max_msgs } => {
+                self.unsubscribe(&sid, max_msgs);
+                self.ok();
+            }
+            ClientOp::Ping => {
+                self.client.outbound.push_text(encode::pong);
+            }
+            ClientOp::Pong => self.client.pings_out.store(0, Ordering::Relaxed),
+        }
+    }
+
+    fn connect(&mut self, c: Connect) {
+        self.client.echo.store(c.echo, Ordering::Relaxed);
+        self.client.headers.store(c.headers, Ordering::Relaxed);
+        self.client.verbose.store(c.verbose, Ordering::Relaxed);
+        self.pedantic = c.pedantic;
+        self.client.connected.store(true, Ordering::Release);
+        self.ok();
+    }
+
+    /// nats-server checks publish subjects only in pedantic mode (`-ERR 'Invalid Publish
+    /// Subject'`, connection kept).
+    fn valid_publish_subject(&self, subject: &[u8]) -> bool {
+        if self.pedantic && !subject::is_valid_literal_subject(subject) {
+            self.client
+                .outbound
+                .push_text(|out| encode::err(out, "Invalid Publish Subject"));
+            return false;
+        }
+        true
+    }
+
+    fn subscribe(&mut self, subject_: Bytes, queue: Option<Bytes>, sid: Bytes) {
+        if !subject::is_valid_subject(&subject_) {
+            self.client
+                .outbound
+                .push_text(|out| encode::err(out, "Invalid Subject"));
+            return;
+        }
+        if self.subs.contains_key(&sid) {
+            // nats-server ignores a SUB that reuses a live sid.
+            self.ok();
+            return;
+        }
+        let sub = Arc::new(Subscription {
+            client: self.client.clone(),
+            subject: subject_,
+            queue,
+            sid: sid.clone(),
+            max_msgs: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            removed: AtomicBool::new(false),
+        });
+        self.broker.sublist().insert(sub.clone());
+        self.subs.insert(sid, sub);
+        self.ok();
+    }
+
+    fn unsubscribe(&mut self, sid: &Bytes, max_msgs: Option<u64>) {
+        let Some(sub) = self.subs.get(sid) else {
+            return;
+        };
+        if let Some(max) = max_msgs.filter(|&m| m > 0) {
+            sub.max_msgs.store(max, Ordering::Release);
+            if sub.delivered.load(Ordering::Acquire) < max {
+                return;
+            }
+        }
+        if let Some(sub) = self.subs.remove(sid) {
+            remove_subscription(self.broker, &sub);
+        }
+    }
+
+    fn unsubscribe_all(&mut self) {
+        for (_, sub) in self.subs.drain() {
+            remove_subscription(self.broker, &sub);
+        }
+    }
+
+    fn publish(
+        &self,
+        subject_: &Bytes,
+        reply: Option<&Bytes>,
+        headers: Option<&Bytes>,
+        payload: &Bytes,
+    ) {
+        let matches = self.broker.sublist().matches(subject_);
+        for sub in &matches.plain {
+            self.deliver(sub, subject_, reply, headers, payload);
+        }
+        for group in &matches.groups {
+            let n = group.members.len();
+            let start = group.next_start();
+            for i in 0..n {
+                if self.deliver(
+                    &group.members[(start + i) % n],
+                    subject_,
+                    reply,
+                    headers,
+                    payload,
+                ) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Queue one message for one subscription; returns whether it was queued.
+    fn deliver(
+        &self,
+        sub: &Arc<Subscription>,
+        subject_: &Bytes,
+        reply: Option<&Bytes>,
+        headers: Option<&Bytes>,
+        payload: &Bytes,
+    ) -> bool {
+        let target = &sub.client;
+        if target.id == self.client.id && !self.client.echo.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Some(last) = sub.claim() else {
+            return false;
+        };
+        if last {
+            remove_subscription(self.broker, sub);
+        }
+        let reply = reply.map(|r| &r[..]);
+        let queued = match headers.filter(|_| target.headers.load(Ordering::Relaxed)) {
+            Some(h) => target.outbound.push_msg(
+                |out| {
+                    encode::hmsg_header(
+                        out,
+                        subject_,
+                        &sub.sid,
+                        reply,
+                        h.len(),
+                        h.len() + payload.len(),
+                    )
+                },
+                Some(h),
+                payload,
+            ),
+            // A client that did not ask for headers gets the payload alone, as nats-server does.
+            None => target.outbound.push_msg(
+                |out| encode::msg_header(out, subject_, &sub.sid, reply, payload.len()),
+                None,
+                payload,
+            ),
+        };
+        queued
+    }
+}
+
+fn remove_subscription(broker: &Broker, sub: &Arc<Subscription>) {
+    sub.removed.store(true, Ordering::Release);
+    broker.sublist().remove(sub);
+}
+
+/// Drain the outbound queue until it closes; enforce the CONNECT timeout, PINGs and the write
+/// deadline with one timer, re-armed only when it fires.
+async fn write_loop<R: Runtime>(
+    broker: &Broker,
+    client: &ClientShared,
+    write: &mut <R::Stream as Stream>::WriteHalf,
+) {
+    let config = broker.config();
+    let accepted = Instant::now();
+    let check_every = (config.write_deadline / 2).max(Duration::from_millis(1));
+    let mut next_ping = accepted + config.ping_interval;
+    let mut timer = pin!(R::sleep(config.connect_timeout.min(check_every)));
+    let mut frames: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
+
+    loop {
+        let take = poll_fn(|cx| client.outbound.poll_take(cx, &mut frames));
+        match select(pin!(take), timer.as_mut()).await {
+            Either::Left((Batch::Closed(_), _)) => return,
+            Either::Left((Batch::Frames, _)) => {}
+            Either::Right(((), _)) => {
+                on_timer(config, client, accepted, &mut next_ping);
+                timer.set(R::sleep(check_every));
+                continue;
+            }
+        }
+        let write_started = Instant::now();
+        let result = {
+            let mut writing = pin!(write.writev_all(&mut frames));
+            loop {
+                match select(writing.as_mut(), timer.as_mut()).await {
+                    Either::Left((res, _)) => break res,
+                    Either::Right(((), _)) => {
+                        if write_started.elapsed() >= config.write_deadline {
+                            client.outbound.cut_slow_consumer();
+                            break Err(io::ErrorKind::TimedOut.into());
+                        }
+                        on_timer(config, client, accepted, &mut next_ping);
+                        timer.set(R::sleep(check_every));
+                    }
+                }
+            }
+        };
+        if result.is_err() {
+            return;
+        }
+        frames.clear();
+    }
+}
+
+/// The periodic checks: CONNECT timeout, then PING with max outstanding PINGs.
+fn on_timer(
+    config: &crate::BrokerConfig,
+    client: &ClientShared,
+    accepted: Instant,
+    next_ping: &mut Instant,
+) {
+    let now = Instant::now();
+    if !client.connected.load(Ordering::Acquire)
+        && now.duration_since(accepted) >= config.connect_timeout
+    {
+        client
+            .outbound
+            .close(CloseReason::ConnectTimeout, Some("Authentication Timeout"));
+        return;
+    }
+    if now >= *next_ping {
+        *next_ping = now + config.ping_interval;
+        if client.pings_out.fetch_add(1, Ordering::Relaxed) >= config.max_pings_out {
+            client
+                .outbound
+                .close(CloseReason::StaleConnection, Some("Stale Connection"));
+        } else {
+            client.outbound.push_text(encode::ping);
+        }
+    }
+}

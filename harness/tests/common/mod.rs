@@ -1,0 +1,171 @@
+//! Shared by the integration tests: start `fanbench serve` on a free port and talk to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `fanbench serve` child process, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub runtime: String,
+}
+
+impl Server {
+    /// Start `fanbench serve --runtime <runtime> --addr 127.0.0.1:0 <extra>` and wait until it
+    /// says where it listens.
+    pub fn start(runtime: &str, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fanbench"))
+            .args(["serve", "--runtime", runtime, "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning fanbench serve");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("fanbench serve --runtime {runtime} exited without a word"))
+            .expect("reading serve's stderr");
+        let addr = line
+            .split(" listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"));
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            addr,
+            runtime: runtime.to_string(),
+        }
+    }
+
+    /// The nats:// URL of the server.
+    pub fn url(&self) -> String {
+        format!("nats://{}", self.addr)
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Send SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for serve") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not exit within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw protocol connection with a read timeout.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    /// Connect and consume the INFO line.
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connecting");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut raw = Raw {
+            stream,
+            buf: Vec::new(),
+        };
+        let info = raw.line();
+        assert!(info.starts_with("INFO {"), "first line was {info:?}");
+        raw
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("writing");
+    }
+
+    /// Read one CRLF-terminated line (without the CRLF). Panics on timeout or EOF.
+    pub fn line(&mut self) -> String {
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 2);
+                return line;
+            }
+            let mut chunk = [0u8; 65536];
+            let n = self.stream.read(&mut chunk).expect("reading a line");
+            assert!(
+                n > 0,
+                "connection closed while waiting for a line; have {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Read exactly `n` bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            let mut chunk = [0u8; 65536];
+            let got = self.stream.read(&mut chunk).expect("reading bytes");
+            assert!(got > 0, "connection closed while waiting for bytes");
+            self.buf.extend_from_slice(&chunk[..got]);
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// Whether the server closes the connection within 5 s (EOF or reset), after consuming
+    /// anything still buffered.
+    pub fn is_closed_by_server(&mut self) -> bool {
+        self.buf.clear();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut chunk = [0u8; 4096];
+        while Instant::now() < deadline {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
+    /// PING and wait for the PONG: everything sent before has been processed.
+    pub fn sync(&mut self) {
+        self.send(b"PING\r\n");
+        assert_eq!(self.line(), "PONG");
+    }
+}
