@@ -6,7 +6,6 @@
 use clap::{Parser, Subcommand};
 
 mod cpus;
-mod loadgen;
 mod runtimes;
 mod serve;
 
