@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod cpus;
+mod loadgen;
 mod runtimes;
 mod serve;
 

@@ -1,0 +1,641 @@
+//! The open-loop load generator: publishers on a fixed schedule, subscribers that time and
+//! sequence-check every message, all measured over one window.
+//!
+//! # Timeline of a run
+//!
+//! 1. Every subscriber connects, sends `CONNECT`, `SUB fanbench.<run>.<k> 1` and `PING`, and
+//!    waits for the `PONG`: the server has then registered the subscription, so no message is
+//!    lost to a subscription that is not there yet. Publishers connect and handshake the same way.
+//! 2. Publishing starts at `start` (50 ms after everyone is ready). Publisher k's message n is
+//!    due at `start + k/(rate*publishers) + n/rate` (phases staggered over one period) and is
+//!    sent then whatever happened before: open loop, see [`publisher`].
+//! 3. The measured window is `[start + warmup, start + warmup + duration)`. The hooks'
+//!    `measure_start`/`measure_end` run at its two edges. Only messages **due** inside the
+//!    window count (latency, loss, windows, pacing); publishers stop after the last one.
+//! 4. Grace period: the run waits for in-flight messages until every healthy subscriber has every
+//!    in-window message, or for `max(1 s, 2 x the highest latency seen so far)` (at most 10 s)
+//!    after the window ends, whichever comes first. What has not arrived then is lost.
+//!
+//! # Definitions
+//!
+//! All histograms hold **nanoseconds** (latency: 1 us .. 60 s, 3 significant digits; pacing
+//! lag: 1 ns .. 60 s, 3 significant digits; larger values are clamped to 60 s).
+//!
+//! - latency = receive time - intended send time; service latency = receive time - actual send
+//!   time; pacing lag = actual - intended send time. CLOCK_MONOTONIC everywhere (one host).
+//! - delivered = `MSG`s received by healthy subscribers for messages due in the window
+//!   (duplicates included); expected = messages due in the window x the healthy subscribers of
+//!   their publisher; lost = expected - distinct messages received; see [`seq::SeqTracker`] for
+//!   duplicates and reordering.
+//! - `slow_subscribers` of publisher 0's `subscribers_per_publisher` subscribers read at a
+//!   trickle ([`SlowSubscriberReport`]); they are excluded from every figure above.
+//! - behind schedule: pacing lag p99 > [`PACING_P99_LIMIT_NS`] or max >
+//!   [`PACING_MAX_LIMIT_NS`], or a publisher could not send everything.
+//! - saturated: the load generator's CPU time in the window exceeds [`SATURATION_UTILISATION`]
+//!   of its client cores, or one of its threads exceeds that share of one core.
+
+// Wired up by the run/bench-all orchestration (another module); until then parts are unused.
+#![allow(dead_code)]
+
+mod os;
+mod payload;
+mod publisher;
+mod schedule;
+mod seq;
+mod stats;
+mod subscriber;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use schedule::Schedule;
+use subscriber::{Phase, SubPlan};
+
+/// Pacing lag p99 above which a run is flagged behind schedule.
+pub const PACING_P99_LIMIT_NS: u64 = 1_000_000;
+/// Largest single pacing lag tolerated before a run is flagged behind schedule.
+pub const PACING_MAX_LIMIT_NS: u64 = 10_000_000;
+/// Share of the client cores (or of one core, for a single thread) above which the load
+/// generator counts as saturated.
+pub const SATURATION_UTILISATION: f64 = 0.9;
+/// Shortest and longest grace period after the window for in-flight messages.
+pub const GRACE_MIN: Duration = Duration::from_secs(1);
+pub const GRACE_MAX: Duration = Duration::from_secs(10);
+/// Time allowed for all subscribers to connect and subscribe.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Delay between "everyone is ready" and the first message.
+const START_LEAD_NS: u64 = 50_000_000;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub target: SocketAddr,
+    pub publishers: u32,
+    /// Subscribers of each publisher's subject `fanbench.<run>.<k>`.
+    pub subscribers_per_publisher: u32,
+    /// Messages per second per publisher.
+    pub rate_per_publisher: f64,
+    /// Whole payload size, prefix included (at least [`MIN_PAYLOAD_BYTES`]).
+    pub payload_bytes: usize,
+    pub warmup: Duration,
+    /// The measured window, after the warm-up.
+    pub duration: Duration,
+    /// How many of publisher 0's subscribers read at a trickle (at most
+    /// `subscribers_per_publisher`).
+    pub slow_subscribers: u32,
+    /// Read rate of each slow subscriber (0: never reads after subscribing).
+    pub slow_read_bytes_per_s: u64,
+    /// CPUs the load generator's threads are pinned to: one subscriber thread per CPU, the pacer
+    /// on the first. Empty: one subscriber thread, nothing pinned.
+    pub client_cpus: Vec<usize>,
+}
+
+/// Smallest payload: the publisher id / sequence / timestamps prefix.
+pub const MIN_PAYLOAD_BYTES: usize = payload::HEADER_LEN;
+
+/// One second of the measured window, by intended send time: the messages due in it and what
+/// became of them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    pub index: u32,
+    /// Offset of the window's start from the measured window's start.
+    pub start_offset_ns: u64,
+    /// 1 s, except a shorter last window when the duration is not whole seconds.
+    pub length_ns: u64,
+    /// Messages due in this second that were sent.
+    pub sent: u64,
+    /// Deliveries those messages should produce (healthy subscribers).
+    pub expected: u64,
+    /// Deliveries they produced.
+    pub delivered: u64,
+    /// Latency percentiles (ns) of those deliveries; `None` when there were none.
+    pub latency_p50_ns: Option<u64>,
+    pub latency_p99_ns: Option<u64>,
+    pub latency_max_ns: Option<u64>,
+}
+
+/// What the slow subscribers saw (they never count toward the healthy figures).
+#[derive(Debug, Clone, Serialize)]
+pub struct SlowSubscriberReport {
+    pub subscribers: u32,
+    pub read_bytes_per_s: u64,
+    pub bytes_read: u64,
+    /// `MSG`s read, and those of them due in the window.
+    pub messages: u64,
+    pub messages_in_window: u64,
+    /// Slow subscribers that got `-ERR 'Slow Consumer'`.
+    pub cut_as_slow_consumer: u32,
+    /// Slow subscribers whose connection the server closed.
+    pub closed_by_server: u32,
+    /// Highest latency (ns) of an in-window message a slow subscriber read.
+    pub max_latency_ns: Option<u64>,
+}
+
+/// The load generator's own CPU use in the measured window.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuUsage {
+    /// User and system CPU seconds of the whole process (getrusage RUSAGE_SELF).
+    pub user_s: f64,
+    pub sys_s: f64,
+    /// Length of the measured window (s) and client cores it ran on.
+    pub window_s: f64,
+    pub cores: usize,
+    /// (user + sys) / (window x cores).
+    pub utilisation: f64,
+    /// Highest share of one core used by one load-generator thread, and which.
+    pub busiest_thread_utilisation: Option<f64>,
+    pub busiest_thread: Option<String>,
+    pub thread_cpu_null_reason: Option<String>,
+    pub saturated: bool,
+}
+
+/// Everything one run measured. Histograms are in nanoseconds.
+pub struct LoadReport {
+    pub latency: Histogram<u64>,
+    pub service_latency: Histogram<u64>,
+    pub pacing_lag: Histogram<u64>,
+    pub windows: Vec<Window>,
+    /// Messages due in the window that the publishers sent.
+    pub sent: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    /// Healthy subscribers that lost at least one message.
+    pub subscribers_with_loss: u32,
+    pub slow: SlowSubscriberReport,
+    pub behind_schedule: bool,
+    pub max_pacing_lag_ns: u64,
+    /// How the pacer thread was scheduled ("SCHED_FIFO 1", or SCHED_OTHER and why).
+    pub pacer_priority: String,
+    pub loadgen_cpu: CpuUsage,
+    /// Measured window as it happened (hook to hook), and the grace period waited after it.
+    pub window_ns: u64,
+    pub grace_ns: u64,
+    /// `-ERR` lines, connection errors, and anything else that went wrong.
+    pub errors: Vec<String>,
+}
+
+/// Called at the instants the measured window begins and ends, so that server-side counters
+/// are sampled on the same boundaries as the load generator's.
+pub trait WindowHooks {
+    fn measure_start(&mut self);
+    fn measure_end(&mut self);
+}
+
+/// When a run's publishers send, shared by every thread.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    pub window_start_ns: u64,
+    pub window_end_ns: u64,
+    pub schedules: Arc<Vec<Schedule>>,
+}
+
+impl Timeline {
+    /// Number of per-second windows (the last one may be partial).
+    pub fn windows(&self) -> usize {
+        (self.window_end_ns - self.window_start_ns).div_ceil(1_000_000_000) as usize
+    }
+
+    /// The per-second window a message due at `intended_ns` belongs to, if it is in the
+    /// measured window.
+    pub fn window_index(&self, intended_ns: u64) -> Option<usize> {
+        if (self.window_start_ns..self.window_end_ns).contains(&intended_ns) {
+            Some(((intended_ns - self.window_start_ns) / 1_000_000_000) as usize)
+        } else {
+            None
+        }
+    }
+}
+
+fn validate(spec: &LoadSpec) -> Result<()> {
+    ensure!(spec.publishers >= 1, "at least one publisher is needed");
+    ensure!(
+        spec.subscribers_per_publisher >= 1,
+        "at least one subscriber per publisher is needed"
+    );
+    ensure!(
+        spec.payload_bytes >= MIN_PAYLOAD_BYTES,
+        "payload must be at least {MIN_PAYLOAD_BYTES} bytes (publisher id, sequence, timestamps), got {}",
+        spec.payload_bytes
+    );
+    Schedule::new(0, spec.rate_per_publisher)?;
+    ensure!(
+        !spec.duration.is_zero(),
+        "the measured duration must be longer than zero"
+    );
+    ensure!(
+        spec.slow_subscribers <= spec.subscribers_per_publisher,
+        "{} slow subscribers asked for, but publisher 0 has only {} subscribers",
+        spec.slow_subscribers,
+        spec.subscribers_per_publisher
+    );
+    Ok(())
+}
+
+/// Builds the subscriber plans: publisher k's subscribers are ids k*S .. (k+1)*S; the last
+/// `slow_subscribers` of publisher 0 are slow.
+fn plan_subscribers(spec: &LoadSpec, subject: impl Fn(u32) -> String) -> Vec<SubPlan> {
+    let per = spec.subscribers_per_publisher;
+    (0..spec.publishers)
+        .flat_map(|k| {
+            let subject = subject(k);
+            (0..per).map(move |j| SubPlan {
+                id: k * per + j,
+                publisher: k,
+                subject: subject.clone(),
+                slow: k == 0 && j >= per - spec.slow_subscribers,
+            })
+        })
+        .collect()
+}
+
+/// Runs one load test against `spec.target` and reports what it measured.
+pub fn run(spec: &LoadSpec, hooks: &mut dyn WindowHooks) -> Result<LoadReport> {
+    validate(spec)?;
+    let run_token = format!("{:x}{:x}", std::process::id(), os::now_ns() & 0xff_ffff);
+    let subject = |k: u32| format!("fanbench.{run_token}.{k}");
+    let plans = plan_subscribers(spec, subject);
+    let thread_count = spec.client_cpus.len().max(1);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let shared = Arc::new(subscriber::Shared {
+        target: spec.target,
+        payload_bytes: spec.payload_bytes,
+        slow_read_bytes_per_s: spec.slow_read_bytes_per_s,
+        ready: Mutex::new(ready_tx),
+        unique_in_window: AtomicU64::new(0),
+        max_latency_ns: AtomicU64::new(0),
+        threads: Mutex::new(Vec::new()),
+    });
+    let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);
+    let mut threads = Vec::new();
+    let mut spawn_error = None;
+    for t in 0..thread_count {
+        let mine: Vec<SubPlan> = plans
+            .iter()
+            .filter(|p| p.id as usize % thread_count == t)
+            .cloned()
+            .collect();
+        match subscriber::spawn_thread(
+            t,
+            spec.client_cpus.get(t).copied(),
+            mine,
+            Arc::clone(&shared),
+            phase_rx.clone(),
+        ) {
+            Ok(handle) => threads.push(handle),
+            Err(e) => {
+                spawn_error = Some(e);
+                break;
+            }
+        }
+    }
+    let driven = match spawn_error {
+        Some(e) => Err(e),
+        None => drive(spec, &plans, &shared, &ready_rx, &phase_tx, &subject, hooks),
+    };
+    phase_tx.send_replace(Phase::Stop);
+    let mut reports = Vec::new();
+    let mut thread_errors = Vec::new();
+    for handle in threads {
+        match handle.join() {
+            Ok(Ok(report)) => reports.push(report),
+            Ok(Err(e)) => thread_errors.push(format!("{e:#}")),
+            Err(_) => thread_errors.push("a subscriber thread panicked".to_string()),
+        }
+    }
+    let driven = driven?;
+    if !thread_errors.is_empty() {
+        bail!("subscriber threads failed: {}", thread_errors.join("; "));
+    }
+    Ok(assemble(spec, &plans, driven, reports))
+}
+
+/// What the coordinator measured itself.
+struct Driven {
+    timeline: Timeline,
+    pacer: publisher::PacerReport,
+    cpu: CpuUsage,
+    window_ns: u64,
+    grace_ns: u64,
+}
+
+fn drive(
+    spec: &LoadSpec,
+    plans: &[SubPlan],
+    shared: &Arc<subscriber::Shared>,
+    ready_rx: &mpsc::Receiver<Result<(), String>>,
+    phase_tx: &watch::Sender<Phase>,
+    subject: &dyn Fn(u32) -> String,
+    hooks: &mut dyn WindowHooks,
+) -> Result<Driven> {
+    wait_until_subscribed(plans.len(), ready_rx)?;
+    let pubs = (0..spec.publishers)
+        .map(|k| publisher::PublisherConn::connect(spec.target, k, &subject(k), spec.payload_bytes))
+        .collect::<Result<Vec<_>>>()?;
+
+    let start_ns = os::now_ns() + START_LEAD_NS;
+    let window_start_ns = start_ns + spec.warmup.as_nanos() as u64;
+    let window_end_ns = window_start_ns + spec.duration.as_nanos() as u64;
+    let timeline = Timeline {
+        window_start_ns,
+        window_end_ns,
+        schedules: Arc::new(Schedule::staggered(
+            start_ns,
+            spec.rate_per_publisher,
+            spec.publishers,
+        )?),
+    };
+    phase_tx.send_replace(Phase::Running(timeline.clone()));
+    let drain_deadline_ns = window_end_ns + GRACE_MAX.as_nanos() as u64;
+    let pacer_cpu = spec.client_cpus.first().copied();
+    let pacer_timeline = timeline.clone();
+    let pacer_shared = Arc::clone(shared);
+    let payload_bytes = spec.payload_bytes;
+    let pacer = std::thread::Builder::new()
+        .name("loadgen-pacer".into())
+        .spawn(move || {
+            let pinned = pacer_cpu.map(os::pin_current_thread).transpose();
+            if let Ok(mut threads) = pacer_shared.threads.lock() {
+                threads.push(("pacer".to_string(), os::gettid()));
+            }
+            let mut report =
+                publisher::run_pacer(pubs, &pacer_timeline, payload_bytes, drain_deadline_ns);
+            if let Err(e) = pinned {
+                report.errors.push(format!("pacer: {e:#}"));
+            }
+            report
+        })
+        .context("spawning the pacer thread")?;
+
+    os::sleep_until_ns(window_start_ns);
+    hooks.measure_start();
+    let cpu_start = CpuSample::take(shared);
+    let started = Instant::now();
+    os::sleep_until_ns(window_end_ns);
+    hooks.measure_end();
+    let cpu_end = CpuSample::take(shared);
+    let window_ns = started.elapsed().as_nanos() as u64;
+
+    let healthy_expected: u64 = plans
+        .iter()
+        .filter(|p| !p.slow)
+        .map(|p| {
+            let due = timeline.schedules[p.publisher as usize]
+                .seqs_due_in(window_start_ns, window_end_ns);
+            due.end - due.start
+        })
+        .sum();
+    let grace_ns = wait_for_in_flight(shared, healthy_expected, window_end_ns);
+    let pacer = pacer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pacer thread panicked"))?;
+    let cpu = cpu_usage(
+        &cpu_start,
+        &cpu_end,
+        window_ns,
+        spec.client_cpus.len().max(1),
+    );
+    Ok(Driven {
+        timeline,
+        pacer,
+        cpu,
+        window_ns,
+        grace_ns,
+    })
+}
+
+fn wait_until_subscribed(
+    total: usize,
+    ready_rx: &mpsc::Receiver<Result<(), String>>,
+) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut ready = 0;
+    while ready < total {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match ready_rx.recv_timeout(left) {
+            Ok(Ok(())) => ready += 1,
+            Ok(Err(e)) => bail!("a subscriber could not subscribe: {e}"),
+            Err(_) => {
+                bail!("only {ready} of {total} subscribers were subscribed after {READY_TIMEOUT:?}")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits after the window until the healthy subscribers have `expected` distinct in-window
+/// messages, or for the grace period; returns how long it waited.
+fn wait_for_in_flight(shared: &subscriber::Shared, expected: u64, window_end_ns: u64) -> u64 {
+    loop {
+        let now = os::now_ns();
+        let waited = now.saturating_sub(window_end_ns);
+        if shared.unique_in_window.load(Ordering::Relaxed) >= expected {
+            return waited;
+        }
+        let grace = (2 * shared.max_latency_ns.load(Ordering::Relaxed))
+            .clamp(GRACE_MIN.as_nanos() as u64, GRACE_MAX.as_nanos() as u64);
+        if waited >= grace {
+            return waited;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+struct CpuSample {
+    process_us: Result<(u64, u64), String>,
+    threads: Vec<(String, Result<u64, String>)>,
+}
+
+impl CpuSample {
+    fn take(shared: &subscriber::Shared) -> Self {
+        let threads = shared
+            .threads
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, tid)| (name, os::thread_cpu_ns(tid).map_err(|e| format!("{e:#}"))))
+            .collect();
+        Self {
+            process_us: os::process_cpu_us().map_err(|e| format!("{e:#}")),
+            threads,
+        }
+    }
+}
+
+fn cpu_usage(start: &CpuSample, end: &CpuSample, window_ns: u64, cores: usize) -> CpuUsage {
+    let window_s = window_ns as f64 / 1e9;
+    let (user_s, sys_s) = match (&start.process_us, &end.process_us) {
+        (Ok((u0, s0)), Ok((u1, s1))) => (
+            u1.saturating_sub(*u0) as f64 / 1e6,
+            s1.saturating_sub(*s0) as f64 / 1e6,
+        ),
+        _ => (f64::NAN, f64::NAN),
+    };
+    let utilisation = (user_s + sys_s) / (window_s * cores as f64);
+    let mut busiest: Option<(f64, String)> = None;
+    let mut thread_error = None;
+    for (name, cpu_end) in &end.threads {
+        let cpu_start = start
+            .threads
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c);
+        match (cpu_start, cpu_end) {
+            (Some(Ok(a)), Ok(b)) => {
+                let share = b.saturating_sub(*a) as f64 / window_ns as f64;
+                if busiest.as_ref().is_none_or(|(s, _)| share > *s) {
+                    busiest = Some((share, name.clone()));
+                }
+            }
+            (Some(Err(e)), _) | (_, Err(e)) => thread_error = Some(e.clone()),
+            (None, Ok(_)) => thread_error = Some(format!("{name} started after the window began")),
+        }
+    }
+    let thread_cpu_null_reason = match (&busiest, thread_error) {
+        (_, Some(e)) => Some(e),
+        (None, None) => Some("no load-generator thread was registered".to_string()),
+        (Some(_), None) => None,
+    };
+    let busiest = if thread_cpu_null_reason.is_some() {
+        None
+    } else {
+        busiest
+    };
+    let saturated = utilisation > SATURATION_UTILISATION
+        || busiest
+            .as_ref()
+            .is_some_and(|(s, _)| *s > SATURATION_UTILISATION);
+    CpuUsage {
+        user_s,
+        sys_s,
+        window_s,
+        cores,
+        utilisation,
+        busiest_thread_utilisation: busiest.as_ref().map(|(s, _)| *s),
+        busiest_thread: busiest.map(|(_, n)| n),
+        thread_cpu_null_reason,
+        saturated,
+    }
+}
+
+fn assemble(
+    spec: &LoadSpec,
+    plans: &[SubPlan],
+    driven: Driven,
+    reports: Vec<subscriber::ThreadReport>,
+) -> LoadReport {
+    let Driven {
+        timeline,
+        pacer,
+        cpu,
+        window_ns,
+        grace_ns,
+    } = driven;
+    let mut latency = stats::latency_histogram();
+    let mut service_latency = stats::latency_histogram();
+    let mut windows: Vec<stats::WindowAcc> = (0..timeline.windows())
+        .map(|_| stats::WindowAcc::new())
+        .collect();
+    let mut errors = pacer.errors.clone();
+    let (mut delivered, mut expected, mut lost, mut duplicates, mut reordered) = (0, 0, 0, 0, 0);
+    let mut subscribers_with_loss = 0;
+    let mut slow = subscriber::SlowAcc::default();
+    let mut suppressed = 0;
+    for r in &reports {
+        stats::merge(&mut latency, &r.latency);
+        stats::merge(&mut service_latency, &r.service_latency);
+        for (into, from) in windows.iter_mut().zip(&r.windows) {
+            into.merge(from);
+        }
+        delivered += r.delivered;
+        expected += r.expected;
+        lost += r.lost;
+        duplicates += r.duplicates;
+        reordered += r.reordered;
+        subscribers_with_loss += r.subscribers_with_loss;
+        slow.bytes_read += r.slow.bytes_read;
+        slow.messages += r.slow.messages;
+        slow.messages_in_window += r.slow.messages_in_window;
+        slow.cut_as_slow_consumer += r.slow.cut_as_slow_consumer;
+        slow.closed_by_server += r.slow.closed_by_server;
+        slow.max_latency_ns = slow.max_latency_ns.max(r.slow.max_latency_ns);
+        errors.extend(r.errors.iter().cloned());
+        suppressed += r.errors_suppressed;
+    }
+    if suppressed > 0 {
+        errors.push(format!("{suppressed} more errors were not kept"));
+    }
+    let windows = windows
+        .iter()
+        .enumerate()
+        .map(|(i, acc)| {
+            let from = timeline.window_start_ns + i as u64 * 1_000_000_000;
+            let to = (from + 1_000_000_000).min(timeline.window_end_ns);
+            let window_expected = plans
+                .iter()
+                .filter(|p| !p.slow)
+                .map(|p| {
+                    let due = timeline.schedules[p.publisher as usize].seqs_due_in(from, to);
+                    due.end - due.start
+                })
+                .sum();
+            let has = !acc.latency.is_empty();
+            Window {
+                index: i as u32,
+                start_offset_ns: from - timeline.window_start_ns,
+                length_ns: to - from,
+                sent: pacer.sent_per_window.get(i).copied().unwrap_or(0),
+                expected: window_expected,
+                delivered: acc.delivered,
+                latency_p50_ns: has.then(|| acc.latency.value_at_quantile(0.5)),
+                latency_p99_ns: has.then(|| acc.latency.value_at_quantile(0.99)),
+                latency_max_ns: has.then(|| acc.latency.max()),
+            }
+        })
+        .collect();
+    let max_pacing_lag_ns = pacer.pacing_lag.max();
+    let behind_schedule = pacer.pacing_lag.value_at_quantile(0.99) > PACING_P99_LIMIT_NS
+        || max_pacing_lag_ns > PACING_MAX_LIMIT_NS
+        || pacer.unsent_bytes > 0;
+    LoadReport {
+        latency,
+        service_latency,
+        pacing_lag: pacer.pacing_lag,
+        windows,
+        sent: pacer.sent_in_window,
+        expected,
+        delivered,
+        lost,
+        duplicates,
+        reordered,
+        subscribers_with_loss,
+        slow: SlowSubscriberReport {
+            subscribers: spec.slow_subscribers,
+            read_bytes_per_s: spec.slow_read_bytes_per_s,
+            bytes_read: slow.bytes_read,
+            messages: slow.messages,
+            messages_in_window: slow.messages_in_window,
+            cut_as_slow_consumer: slow.cut_as_slow_consumer,
+            closed_by_server: slow.closed_by_server,
+            max_latency_ns: slow.max_latency_ns,
+        },
+        behind_schedule,
+        max_pacing_lag_ns,
+        pacer_priority: pacer.priority,
+        loadgen_cpu: cpu,
+        window_ns,
+        grace_ns,
+        errors,
+    }
+}
