@@ -28,7 +28,7 @@
 //!
 //! # Threads and wakers
 //!
-//! [`CompioRuntime::block_on`] runs compio's runtime on the calling thread (the harness pins
+//! `CompioRuntime::block_on` runs compio's runtime on the calling thread (the harness pins
 //! that thread; compio's own affinity setting is not used). Wakers of spawned tasks push the
 //! task into the remote-wake queue above and then signal the ring's eventfd, so a wake from
 //! any thread is correct and prompt; the `block_on` future's waker signals the eventfd.

@@ -2,11 +2,11 @@
 //!
 //! # State
 //!
-//! A [`Core`] belongs to one [`ThreadsRuntime`](crate::ThreadsRuntime) and lives on the thread
+//! A `Core` belongs to one [`ThreadsRuntime`](crate::ThreadsRuntime) and lives on the thread
 //! that made it. While `block_on` runs, the core is installed in the thread-local `CURRENT`,
-//! which is how [`spawn_local`] and [`Sleep`] find it. It holds:
+//! which is how `spawn_local` and [`Sleep`] find it. It holds:
 //!
-//! * the local tasks (boxed futures), each with its own [`FlagWaker`];
+//! * the local tasks (boxed futures), each with its own `FlagWaker`;
 //! * the timers: `(deadline, id) -> Waker`, ordered by deadline.
 //!
 //! # Waking

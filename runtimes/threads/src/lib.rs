@@ -7,7 +7,7 @@
 //!
 //! # Pieces
 //!
-//! * [`ThreadsRuntime::block_on`]: a park/unpark executor on the current thread (see
+//! * [`ThreadsRuntime`]'s `block_on`: a park/unpark executor on the current thread (see
 //!   [`executor`]). Wakers unpark the thread and are correct from any thread; `sleep`
 //!   deadlines are honoured with `park_timeout`, so a task waiting for "queue non-empty or
 //!   ping timer" never blocks on the timer.
@@ -15,6 +15,8 @@
 //!   (always `Ready`); `writev` is one `writev(2)`; `shutdown` is `shutdown(SHUT_RDWR)`,
 //!   which makes a `recv` blocked on the other half (another thread) return 0. `accept`
 //!   waits in `poll(2)` slices of 50 ms so a select with a shutdown signal still works.
+//! * [`ThreadSpawner`]: the broker's `Spawner`: a new OS thread per reader and per writer
+//!   task, each running its own `ThreadsRuntime`.
 //!
 //! # Settings (fairness)
 //!
@@ -31,8 +33,10 @@ use std::time::Duration;
 
 pub mod executor;
 pub mod net;
+mod spawner;
 
 pub use net::{ThreadsListener, ThreadsReadHalf, ThreadsStream, ThreadsWriteHalf};
+pub use spawner::ThreadSpawner;
 
 /// The park/unpark executor of one thread (see the crate docs).
 ///
