@@ -5,10 +5,17 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench_all;
 mod cpus;
 mod loadgen;
+mod metrics;
+mod results;
+mod run;
 mod runtimes;
 mod serve;
+mod server_proc;
+mod sysinfo;
+mod workload;
 
 #[derive(Parser)]
 #[command(name = "fanbench", version, about, long_about = None)]
@@ -21,6 +28,10 @@ struct Cli {
 enum Command {
     /// Serve the broker on one runtime until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
+    /// Measure one workload on one server (started pinned, or an external --target).
+    Run(run::RunArgs),
+    /// Every available runtime row x every default workload into results/<run-id>/.
+    BenchAll(bench_all::BenchAllArgs),
     /// List the runtime rows built into this binary, with their crate versions.
     Runtimes {
         /// Print JSON instead of a table.
@@ -33,6 +44,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Run(args) => run::run(args),
+        Command::BenchAll(args) => bench_all::run(args),
         Command::Runtimes { json } => runtimes::list(json),
     };
     match result {

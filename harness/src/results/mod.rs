@@ -2,3 +2,4 @@
 //! from), the summary statistics over repetitions, and writing it to disk.
 
 pub mod schema;
+pub mod write;

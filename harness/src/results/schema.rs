@@ -242,38 +242,64 @@ pub struct Histograms {
     pub pacing_lag: String,
 }
 
+/// One second of the measured window, by intended send time: the messages due in it and what
+/// became of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowStats {
     /// Seconds since the start of the measured window (0, 1, 2, ...).
     pub second: u32,
+    /// Length of this window (1 s, except a shorter last one).
+    pub length_s: f64,
+    /// Messages due in this second that were sent.
     pub sent: u64,
+    /// Deliveries they should produce (healthy subscribers) and did produce.
+    pub expected: u64,
     pub delivered: u64,
+    /// Latency of those deliveries; null when there were none.
     pub latency_p50_us: Option<f64>,
     pub latency_p99_us: Option<f64>,
     pub latency_max_us: Option<f64>,
 }
 
+/// What the slow subscribers saw (excluded from every healthy figure).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlowSubscribers {
     pub count: u32,
-    /// Messages the slow subscribers received in total.
-    pub delivered: u64,
+    pub read_bytes_per_s: u64,
     pub bytes_read: u64,
-    /// How many were disconnected by the server as slow consumers.
+    /// `MSG`s they read in total, and those of them due in the measured window.
+    pub messages: u64,
+    pub messages_in_window: u64,
+    /// How many got `-ERR 'Slow Consumer'`, and how many the server disconnected.
     pub cut_as_slow_consumer: u32,
+    pub closed_by_server: u32,
+    /// Highest latency of an in-window message a slow subscriber read.
+    pub max_latency_us: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadGenerator {
     pub cpus: Vec<usize>,
+    /// Pacing lag p99 > 1 ms or max > 10 ms, or a publisher could not send everything.
     pub behind_schedule: bool,
     pub max_pacing_lag_us: f64,
-    /// CPU seconds the load generator used in the measured window.
+    /// How the pacer thread was scheduled ("SCHED_FIFO 1", or SCHED_OTHER and why).
+    pub pacer_priority: String,
+    /// CPU seconds the load generator process used in the measured window.
     pub cpu_user_s: f64,
     pub cpu_sys_s: f64,
-    /// (user + sys) / (window * cores used), 0..1.
+    /// (user + sys) / (window x client cores), 0..1.
     pub utilisation: f64,
+    /// Highest share of one core used by one load-generator thread, and which thread.
+    pub busiest_thread_utilisation: Option<f64>,
+    pub busiest_thread: Option<String>,
+    pub busiest_thread_null_reason: Option<String>,
+    /// Utilisation or the busiest thread above 90 %.
     pub saturated: bool,
+    /// Healthy subscribers that lost at least one message.
+    pub subscribers_with_loss: u32,
+    /// How long the load generator waited after the window for in-flight messages.
+    pub grace_s: f64,
 }
 
 /// Server-side measurements, sampled at the load generator's window boundaries.

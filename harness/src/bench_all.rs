@@ -1,0 +1,333 @@
+//! `fanbench bench-all`: every available runtime row x every default workload, one results
+//! file (`<out>/<run-id>/results.json`), a progress bar with the time left, then the charts.
+//!
+//! # Time budget (2-core machine, 8 rows: 7 runtimes + nats-server, 6 workloads = 48 pairs)
+//!
+//! Each pair starts a fresh server (~0.3 s to answer, <0.5 s to stop: ~1 s). Each repetition
+//! costs warm-up + window + ~0.5 s (connecting up to 1000 subscribers, draining in-flight
+//! messages; the drain ends as soon as every message arrived).
+//!
+//! - default: 3 reps x (1 s + 5 s + 0.5 s) + 1 s = 20.5 s per pair; x 48 = 984 s = 16.4 min
+//!   (< 20 min).
+//! - `--quick`: 1 rep x (0.5 s + 2 s + 0.5 s) + 1 s = 4 s per pair; x 48 = 192 s = 3.2 min
+//!   (< 4 min).
+//!
+//! The durations live in the workload files (default) and in [`QUICK`] (quick); the estimate
+//! printed before the run uses the same arithmetic ([`estimate_seconds`]).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::results::schema::{Scenario, Skipped};
+use crate::results::write::write_results;
+use crate::run::{measure, new_results_file, print_result, MeasureError, PlacementArgs, Row};
+use crate::sysinfo;
+use crate::workload::{self, WorkloadOverrides};
+
+/// The workloads bench-all runs by default, in order.
+pub const DEFAULT_WORKLOADS: &[&str] = &[
+    "seed-5x5",
+    "seed-5x25",
+    "fanout-100",
+    "fanout-1000",
+    "video-1mb",
+    "slow-subscriber",
+];
+
+/// `--quick`: warm-up, window, repetitions applied to every workload (before CLI overrides).
+pub struct QuickSettings {
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    pub repetitions: u32,
+}
+
+pub const QUICK: QuickSettings = QuickSettings {
+    warmup_s: 0.5,
+    duration_s: 2.0,
+    repetitions: 1,
+};
+
+/// Estimated fixed cost of one repetition beyond warm-up + window (connect, drain).
+const REP_OVERHEAD_S: f64 = 0.5;
+/// Estimated cost of starting and stopping one server.
+const SERVER_OVERHEAD_S: f64 = 1.0;
+
+/// Options of `fanbench bench-all`.
+#[derive(Debug, clap::Args)]
+pub struct BenchAllArgs {
+    /// Smoke test: 0.5 s warm-up, 2 s window, 1 repetition per workload (< 4 min on 2 cores).
+    #[arg(long)]
+    pub quick: bool,
+    /// Only these runtime rows, comma-separated (default: every row of `fanbench runtimes`,
+    /// then nats-server).
+    #[arg(long, value_delimiter = ',')]
+    pub runtimes: Option<Vec<String>>,
+    /// Only these workloads (names or TOML files), comma-separated (default: the six shipped).
+    #[arg(long, value_delimiter = ',')]
+    pub workloads: Option<Vec<String>>,
+    /// Results directory: the run writes DIR/<run-id>/results.json (and logs/, charts).
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub overrides: WorkloadOverrides,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+}
+
+/// Seconds one (scenario, row) pair is expected to take.
+pub fn pair_estimate_seconds(s: &Scenario) -> f64 {
+    SERVER_OVERHEAD_S + f64::from(s.repetitions) * rep_estimate_seconds(s)
+}
+
+fn rep_estimate_seconds(s: &Scenario) -> f64 {
+    s.warmup_s + s.duration_s + REP_OVERHEAD_S
+}
+
+/// Seconds the whole suite is expected to take.
+pub fn estimate_seconds(rows: usize, scenarios: &[Scenario]) -> f64 {
+    rows as f64 * scenarios.iter().map(pair_estimate_seconds).sum::<f64>()
+}
+
+/// The workloads to run: loaded, `--quick` applied, then the command-line overrides.
+pub fn scenarios(args: &BenchAllArgs) -> anyhow::Result<Vec<Scenario>> {
+    let dir = workload::workloads_dir(args.overrides.workloads_dir.as_deref());
+    let names: Vec<String> = match &args.workloads {
+        Some(names) => names.clone(),
+        None => DEFAULT_WORKLOADS.iter().map(|s| s.to_string()).collect(),
+    };
+    if names.is_empty() {
+        bail!("--workloads is empty");
+    }
+    names
+        .iter()
+        .map(|name| {
+            let mut s = workload::load(name, &dir)?;
+            if args.quick {
+                s.warmup_s = QUICK.warmup_s;
+                s.duration_s = QUICK.duration_s;
+                s.repetitions = QUICK.repetitions;
+            }
+            args.overrides.apply(s)
+        })
+        .collect()
+}
+
+fn rows(args: &BenchAllArgs) -> anyhow::Result<Vec<Row>> {
+    match &args.runtimes {
+        Some(names) if names.is_empty() => bail!("--runtimes is empty"),
+        Some(names) => names.iter().map(|n| Row::named(n.trim())).collect(),
+        None => Ok(Row::all()),
+    }
+}
+
+/// `fanbench bench-all`.
+pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
+    let scenarios = scenarios(&args)?;
+    let rows = rows(&args)?;
+    let placement = args.placement.resolve()?;
+    let started = SystemTime::now();
+
+    let infos: Vec<_> = rows.iter().map(|r| r.info(&placement)).collect();
+    let mut file = new_results_file(started, infos.clone());
+    let run_dir = args.out.join(&file.run_id);
+    let results_path = run_dir.join("results.json");
+    let log_dir = run_dir.join("logs");
+
+    let available: Vec<Row> = rows
+        .iter()
+        .zip(&infos)
+        .filter_map(|(row, info)| {
+            if let Some(reason) = &info.unavailable_reason {
+                eprintln!("fanbench: skipping row {}: {reason}", info.name);
+                file.skipped.push(Skipped {
+                    scenario: None,
+                    runtime: info.name.clone(),
+                    reason: reason.clone(),
+                });
+                None
+            } else {
+                Some(*row)
+            }
+        })
+        .collect();
+
+    let total_s = estimate_seconds(available.len(), &scenarios);
+    eprintln!(
+        "fanbench: {} rows x {} workloads, estimated {:.0} s; server CPUs {:?}, load generator \
+         CPUs {:?}; writing {}",
+        available.len(),
+        scenarios.len(),
+        total_s,
+        placement.server_cpus,
+        placement.client_cpus,
+        results_path.display()
+    );
+    // Progress is counted in estimated milliseconds of work, so the ETA scales the remaining
+    // estimate by how fast the work actually went.
+    let bar = ProgressBar::new((total_s * 1000.0) as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% ETA {eta_precise} {msg}",
+        )
+        .context("progress bar template")?,
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+
+    for row in &available {
+        for (scenario_index, scenario) in scenarios.iter().enumerate() {
+            bar.set_message(format!("{} on {}", scenario.name, row.name()));
+            let rep_ms = (rep_estimate_seconds(scenario) * 1000.0) as u64;
+            let outcome = measure(*row, scenario, &placement, &log_dir, &mut |_| {
+                bar.inc(rep_ms)
+            });
+            bar.inc((SERVER_OVERHEAD_S * 1000.0) as u64);
+            match outcome {
+                Ok(result) => {
+                    bar.suspend(|| print_result(&result));
+                    file.results.push(result);
+                }
+                Err(MeasureError::Start(err)) => {
+                    // The row cannot run here: record it as unavailable and skip its other
+                    // workloads.
+                    let reason = format!("server did not start: {err:#}");
+                    bar.println(format!(
+                        "fanbench: row {} unavailable: {reason}",
+                        row.name()
+                    ));
+                    if let Some(info) = file.runtimes.iter_mut().find(|i| i.name == row.name()) {
+                        info.available = false;
+                        info.unavailable_reason = Some(reason.clone());
+                    }
+                    for skipped in &scenarios[scenario_index..] {
+                        file.skipped.push(Skipped {
+                            scenario: Some(skipped.name.clone()),
+                            runtime: row.name().to_string(),
+                            reason: reason.clone(),
+                        });
+                    }
+                    let rest: f64 = scenarios[scenario_index + 1..]
+                        .iter()
+                        .map(pair_estimate_seconds)
+                        .sum::<f64>()
+                        + pair_estimate_seconds(scenario)
+                        - SERVER_OVERHEAD_S;
+                    bar.inc((rest * 1000.0) as u64);
+                    break;
+                }
+                Err(MeasureError::Run(err)) => {
+                    let reason = format!("{err:#}");
+                    bar.println(format!(
+                        "fanbench: {} on {} failed: {reason}",
+                        scenario.name,
+                        row.name()
+                    ));
+                    file.skipped.push(Skipped {
+                        scenario: Some(scenario.name.clone()),
+                        runtime: row.name().to_string(),
+                        reason,
+                    });
+                }
+            }
+            // Written after every pair, so an interrupted suite keeps what it measured.
+            write_results(&results_path, &file)?;
+        }
+    }
+    bar.finish_and_clear();
+    file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
+    write_results(&results_path, &file)?;
+
+    let elapsed = SystemTime::now()
+        .duration_since(started)
+        .unwrap_or_default()
+        .as_secs_f64();
+    eprintln!(
+        "fanbench: {} results ({} invalid), {} skipped, in {elapsed:.0} s (estimated {total_s:.0} s): {}",
+        file.results.len(),
+        file.results.iter().filter(|r| !r.valid).count(),
+        file.skipped.len(),
+        results_path.display()
+    );
+    for skipped in &file.skipped {
+        eprintln!(
+            "fanbench:   skipped {} / {}: {}",
+            skipped.scenario.as_deref().unwrap_or("(all workloads)"),
+            skipped.runtime,
+            skipped.reason
+        );
+    }
+    render_report(&results_path);
+    if file.results.is_empty() {
+        bail!("no (workload, runtime) pair could be measured");
+    }
+    Ok(())
+}
+
+/// REPORT HOOK: where the charts and index.html are generated from the results file. The
+/// report generator (`plots` crate) is not wired in yet; once it exposes
+/// `fanbench_plots::render(results_path)`, call it here (and add the dependency).
+fn render_report(results_path: &Path) {
+    eprintln!(
+        "fanbench: charts not generated: this build has no report generator yet (results: {})",
+        results_path.display()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(quick: bool, overrides: WorkloadOverrides) -> BenchAllArgs {
+        BenchAllArgs {
+            quick,
+            runtimes: None,
+            workloads: None,
+            out: PathBuf::from("results"),
+            overrides: WorkloadOverrides {
+                workloads_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads")),
+                ..overrides
+            },
+            placement: PlacementArgs {
+                server_cpus: "0".into(),
+                client_cpus: None,
+                server_threads: None,
+                nats_server_bin: "nats-server".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn default_suite_fits_twenty_minutes_for_eight_rows() {
+        let scenarios = scenarios(&args(false, WorkloadOverrides::default())).expect("load");
+        assert_eq!(scenarios.len(), DEFAULT_WORKLOADS.len());
+        let estimate = estimate_seconds(8, &scenarios);
+        assert!(
+            estimate < 20.0 * 60.0,
+            "default suite estimate {estimate} s"
+        );
+    }
+
+    #[test]
+    fn quick_suite_fits_four_minutes_for_eight_rows() {
+        let scenarios = scenarios(&args(true, WorkloadOverrides::default())).expect("load");
+        assert!(scenarios
+            .iter()
+            .all(|s| s.repetitions == 1 && s.duration_s == 2.0));
+        let estimate = estimate_seconds(8, &scenarios);
+        assert!(estimate < 4.0 * 60.0, "quick suite estimate {estimate} s");
+    }
+
+    #[test]
+    fn command_line_overrides_win_over_quick() {
+        let overrides = WorkloadOverrides {
+            reps: Some(2),
+            ..Default::default()
+        };
+        let scenarios = scenarios(&args(true, overrides)).expect("load");
+        assert!(scenarios
+            .iter()
+            .all(|s| s.repetitions == 2 && s.duration_s == 2.0));
+    }
+}

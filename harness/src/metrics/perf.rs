@@ -1,0 +1,347 @@
+//! Counting kernel events of another process with `perf_event_open`: tracepoints (syscalls,
+//! io_uring submissions) and the software `task-clock`.
+//!
+//! # Covering every thread
+//!
+//! A perf event opened with `pid = tid, cpu = -1` counts one thread only. [`ProcessCounters`]
+//! opens one event per tracepoint on **every** thread in `/proc/<pid>/task`, each with
+//! `inherit = 1`: a thread that any counted thread creates later gets a child event, and `read()`
+//! on the parent returns its own count plus those of all its (live or exited) children. Each
+//! task is therefore counted exactly once: by its own event if it existed at open time, else by
+//! its creator's. To make the snapshot of existing threads consistent, the thread list is
+//! re-read after opening and the whole set is reopened if it changed meanwhile (a thread created
+//! by a not-yet-counted thread during the opening would otherwise be missed).
+//!
+//! Counters are never reset: a window's count is the difference of two reads.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use perf_event_open_sys as sys;
+
+use super::procfs;
+
+/// Syscalls broken out individually (`syscalls:sys_enter_<name>`): the ones a broker's data
+/// path, event loop, scheduler wake-ups and allocator make.
+pub const BREAKDOWN_SYSCALLS: &[&str] = &[
+    "write",
+    "writev",
+    "sendmsg",
+    "sendto",
+    "read",
+    "readv",
+    "recvfrom",
+    "recvmsg",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "epoll_ctl",
+    "io_uring_enter",
+    "futex",
+    "sched_yield",
+    "nanosleep",
+    "clock_nanosleep",
+    "accept4",
+    "mmap",
+    "munmap",
+    "madvise",
+];
+
+/// Where tracefs is (or was mounted by us).
+pub fn tracefs_events_dir() -> anyhow::Result<PathBuf> {
+    let candidates = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+    for root in candidates {
+        let events = Path::new(root).join("events");
+        if events.join("raw_syscalls").is_dir() {
+            return Ok(events);
+        }
+    }
+    mount_tracefs().context("tracefs is not mounted")?;
+    let events = Path::new(candidates[0]).join("events");
+    if events.join("raw_syscalls").is_dir() {
+        Ok(events)
+    } else {
+        bail!("tracefs mounted at /sys/kernel/tracing has no raw_syscalls events (kernel built without syscall tracepoints?)")
+    }
+}
+
+fn mount_tracefs() -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("not running as root, so it cannot be mounted (mount -t tracefs tracefs /sys/kernel/tracing)");
+    }
+    let source = c"tracefs";
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call; data is null.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            source.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .context("mount -t tracefs tracefs /sys/kernel/tracing");
+    }
+    Ok(())
+}
+
+/// The numeric id of tracepoint `category:name`.
+pub fn tracepoint_id(events: &Path, category: &str, name: &str) -> anyhow::Result<u64> {
+    let path = events.join(category).join(name).join("id");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("tracepoint {category}:{name} ({})", path.display()))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("tracepoint id in {} is not a number", path.display()))
+}
+
+/// What to count.
+#[derive(Debug, Clone, Copy)]
+pub enum EventKind {
+    Tracepoint(u64),
+    TaskClock,
+}
+
+/// One perf event on one thread, counting (never sampling), with `inherit`.
+struct Counter {
+    file: File,
+}
+
+impl Counter {
+    fn open(kind: EventKind, tid: u32) -> std::io::Result<Counter> {
+        let (type_, config) = match kind {
+            EventKind::Tracepoint(id) => (sys::bindings::PERF_TYPE_TRACEPOINT, id),
+            EventKind::TaskClock => (
+                sys::bindings::PERF_TYPE_SOFTWARE,
+                u64::from(sys::bindings::PERF_COUNT_SW_TASK_CLOCK),
+            ),
+        };
+        let mut attr = sys::bindings::perf_event_attr {
+            type_,
+            size: std::mem::size_of::<sys::bindings::perf_event_attr>() as u32,
+            config,
+            ..Default::default()
+        };
+        attr.set_disabled(0);
+        attr.set_inherit(1);
+        let pid = libc::pid_t::try_from(tid)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: `attr` is a fully initialised perf_event_attr whose `size` is its own size; it
+        // requests a counting event (no sampling buffers). pid is a thread id, cpu -1 = any CPU.
+        let fd = unsafe {
+            sys::perf_event_open(
+                &mut attr,
+                pid,
+                -1,
+                -1,
+                libc::c_ulong::from(sys::bindings::PERF_FLAG_FD_CLOEXEC),
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: perf_event_open returned a new fd that nothing else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Counter {
+            file: File::from(owned),
+        })
+    }
+
+    /// The count so far (this thread plus inherited children), read_format = 0: one u64.
+    fn read(&self) -> std::io::Result<u64> {
+        let mut buf = [0u8; 8];
+        (&self.file).read_exact(&mut buf)?;
+        Ok(u64::from_ne_bytes(buf))
+    }
+}
+
+/// One event opened on every thread of a process.
+pub struct ProcessEvent {
+    counters: Vec<Counter>,
+}
+
+impl ProcessEvent {
+    /// Opens `kind` on each of `tids`. A thread that exited in the meantime is skipped (its
+    /// work is over); any other error fails the event.
+    fn open(kind: EventKind, tids: &[u32]) -> anyhow::Result<ProcessEvent> {
+        let mut counters = Vec::with_capacity(tids.len());
+        for &tid in tids {
+            match Counter::open(kind, tid) {
+                Ok(counter) => counters.push(counter),
+                Err(err) if err.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(err) => {
+                    return Err(anyhow!(err))
+                        .with_context(|| format!("perf_event_open on thread {tid}"))
+                }
+            }
+        }
+        if counters.is_empty() {
+            bail!("no thread of the process could be counted (did it exit?)");
+        }
+        Ok(ProcessEvent { counters })
+    }
+
+    /// Sum over the threads (each including its inherited children).
+    pub fn read(&self) -> anyhow::Result<u64> {
+        let mut total = 0u64;
+        for counter in &self.counters {
+            total = total.saturating_add(counter.read().context("reading a perf counter")?);
+        }
+        Ok(total)
+    }
+}
+
+/// Every counter the harness keeps on a server process. Each is `Err(reason)` when it could
+/// not be opened.
+pub struct ProcessCounters {
+    pub threads_at_open: u32,
+    pub syscalls: Result<ProcessEvent, String>,
+    pub breakdown: Vec<(&'static str, ProcessEvent)>,
+    /// Syscalls of [`BREAKDOWN_SYSCALLS`] that could not be counted, with the reason.
+    pub breakdown_missing: Vec<(String, String)>,
+    pub sqes: Result<ProcessEvent, String>,
+    pub task_clock: Result<ProcessEvent, String>,
+}
+
+/// One reading of every counter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CounterSample {
+    pub syscalls: Option<u64>,
+    pub breakdown: BTreeMap<String, u64>,
+    pub sqes: Option<u64>,
+    pub task_clock_ns: Option<u64>,
+}
+
+impl ProcessCounters {
+    /// Opens every counter on every current thread of `pid` (see the module docs). Call it while
+    /// the process is quiet (before the load starts): the thread set must hold still while the
+    /// counters are opened, and is retried a few times until it does.
+    pub fn open(pid: u32) -> anyhow::Result<ProcessCounters> {
+        let events = tracefs_events_dir();
+        let mut last_change = String::new();
+        for _attempt in 0..5 {
+            let before = procfs::thread_ids(pid)?;
+            let counters = Self::open_on(&events, &before);
+            let after = procfs::thread_ids(pid)?;
+            if before == after {
+                return Ok(counters);
+            }
+            last_change = format!("{} -> {} threads", before.len(), after.len());
+        }
+        bail!(
+            "the thread set of pid {pid} kept changing while counters were opened ({last_change})"
+        )
+    }
+
+    fn open_on(events: &anyhow::Result<PathBuf>, tids: &[u32]) -> ProcessCounters {
+        let tracepoint = |category: &str, names: &[&str]| -> Result<ProcessEvent, String> {
+            let events = events.as_ref().map_err(|e| format!("{e:#}"))?;
+            let mut last_err = None;
+            for name in names {
+                match tracepoint_id(events, category, name) {
+                    Ok(id) => {
+                        return ProcessEvent::open(EventKind::Tracepoint(id), tids)
+                            .map_err(|e| format!("{e:#}"))
+                    }
+                    Err(e) => last_err = Some(format!("{e:#}")),
+                }
+            }
+            Err(last_err.unwrap_or_else(|| "no tracepoint name given".into()))
+        };
+        let syscalls = tracepoint("raw_syscalls", &["sys_enter"]);
+        let mut breakdown = Vec::new();
+        let mut breakdown_missing = Vec::new();
+        for &name in BREAKDOWN_SYSCALLS {
+            match tracepoint("syscalls", &[&format!("sys_enter_{name}")]) {
+                Ok(event) => breakdown.push((name, event)),
+                Err(reason) => breakdown_missing.push((name.to_string(), reason)),
+            }
+        }
+        // The tracepoint was io_uring_submit_sqe before Linux 6.0.
+        let sqes = tracepoint("io_uring", &["io_uring_submit_req", "io_uring_submit_sqe"]);
+        let task_clock =
+            ProcessEvent::open(EventKind::TaskClock, tids).map_err(|e| format!("{e:#}"));
+        ProcessCounters {
+            threads_at_open: u32::try_from(tids.len()).unwrap_or(u32::MAX),
+            syscalls,
+            breakdown,
+            breakdown_missing,
+            sqes,
+            task_clock,
+        }
+    }
+
+    /// Reads every counter. A read failure turns that value into `None`.
+    pub fn sample(&self) -> CounterSample {
+        let read = |event: &Result<ProcessEvent, String>| event.as_ref().ok()?.read().ok();
+        CounterSample {
+            syscalls: read(&self.syscalls),
+            breakdown: self
+                .breakdown
+                .iter()
+                .filter_map(|(name, event)| Some((name.to_string(), event.read().ok()?)))
+                .collect(),
+            sqes: read(&self.sqes),
+            task_clock_ns: read(&self.task_clock),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` only when this process may count tracepoints (root with tracefs); otherwise
+    /// says so and returns (the counters are then reported as null with a reason).
+    fn with_counters_on_self(f: impl FnOnce(&ProcessCounters)) {
+        let pid = std::process::id();
+        let counters = match ProcessCounters::open(pid) {
+            Ok(c) if c.syscalls.is_ok() => c,
+            Ok(c) => {
+                eprintln!("skipping: raw_syscalls unavailable: {:?}", c.syscalls.err());
+                return;
+            }
+            Err(e) => {
+                eprintln!("skipping: {e:#}");
+                return;
+            }
+        };
+        f(&counters)
+    }
+
+    #[test]
+    fn writes_made_by_a_thread_created_after_opening_are_counted() {
+        with_counters_on_self(|counters| {
+            let before = counters.sample();
+            let writes = 200u64;
+            std::thread::spawn(move || {
+                let mut null = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/null")
+                    .expect("open /dev/null");
+                for _ in 0..writes {
+                    std::io::Write::write_all(&mut null, b"x").expect("write");
+                }
+            })
+            .join()
+            .expect("thread");
+            let after = counters.sample();
+            let delta = |s: &CounterSample| s.breakdown.get("write").copied();
+            let (Some(b), Some(a)) = (delta(&before), delta(&after)) else {
+                panic!("write tracepoint not counted");
+            };
+            // Other test threads may write too, so at least, not exactly.
+            assert!(a - b >= writes, "counted {} writes, made {writes}", a - b);
+            let total = after.syscalls.expect("total") - before.syscalls.expect("total");
+            assert!(total >= writes);
+        });
+    }
+}
