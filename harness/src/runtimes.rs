@@ -32,6 +32,19 @@ pub const ROWS: &[RuntimeRow] = &[
         crate_name: "tokio",
         crate_version: env!("FANBENCH_CRATE_VERSION_TOKIO"),
     },
+    RuntimeRow {
+        name: "compio",
+        summary: "compio runtime (io_uring driver), one per server thread, SO_REUSEPORT listeners",
+        crate_name: "compio",
+        crate_version: env!("FANBENCH_CRATE_VERSION_COMPIO"),
+    },
+    RuntimeRow {
+        name: "threads",
+        summary: "blocking std::net: a thread per connection reading, one per connection writing \
+                  (pre-async baseline); ignores --threads",
+        crate_name: "fanbench-rt-threads",
+        crate_version: env!("CARGO_PKG_VERSION"),
+    },
 ];
 
 /// Look a row up by name.

@@ -131,6 +131,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
 fn listener_count(runtime: &str, threads: usize) -> usize {
     match runtime {
         "tokio-mt" => 1,
+        // One accept thread; connections get their own threads (ThreadSpawner).
+        "threads" => 1,
         _ => threads,
     }
 }
@@ -163,6 +165,22 @@ fn serve_row(
                 }
             })?;
             single(rt, listeners, cpus, broker, WorkStealing, |_| None)
+        }
+        "compio" => {
+            use fanbench_rt_compio::{CompioConfig, CompioRuntime};
+            per_thread(
+                listeners,
+                cpus,
+                broker,
+                |_| Ok(CompioRuntime::new(CompioConfig::default())?),
+                LocalSpawner,
+                |_| None,
+            )
+        }
+        // Reader and writer threads inherit the accept thread's CPU affinity (`--cpus`).
+        "threads" => {
+            use fanbench_rt_threads::{ThreadSpawner, ThreadsRuntime};
+            single(ThreadsRuntime::new(), listeners, cpus, broker, ThreadSpawner, |_| None)
         }
         other => bail!("runtime {other:?} is listed but has no serve arm"),
     }

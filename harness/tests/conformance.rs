@@ -461,4 +461,6 @@ macro_rules! conformance {
 conformance! {
     tokio => "tokio",
     tokio_mt => "tokio-mt",
+    compio => "compio",
+    threads => "threads",
 }
