@@ -1,0 +1,79 @@
+//! The states an in-flight op goes through, one registry slot each.
+//!
+//! # State
+//!
+//! ```text
+//!              completion                     poll
+//! Submitted ─────────────────▶ Completed ───────────────▶ (slot freed, result returned)
+//!     │ poll                      ▲
+//!     ▼          completion       │
+//! Waiting(waker) ─────────────────┘
+//!     │ future dropped (also from Submitted)
+//!     ▼                           completion without F_MORE
+//! Ignored(resources) ─────────────────────────────────────▶ (slot freed, resources dropped)
+//!
+//! Multishot { ready, waker, finished }: each completion is queued in `ready`; the one
+//! without IORING_CQE_F_MORE sets `finished`. Dropped: queued and later results are handed
+//! to the resources' `on_orphan_completion` (which closes accepted fds), then as above.
+//! ```
+//!
+//! A slot leaves the registry only when the kernel has said it is done with the op (a CQE
+//! without `IORING_CQE_F_MORE`) *and* nobody waits for the result. That is what keeps
+//! buffers and descriptors alive for exactly as long as the kernel may use them.
+
+use std::collections::VecDeque;
+use std::task::Waker;
+
+/// What a CQE said about an op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Completion {
+    /// The CQE's `res`: a byte count, a new descriptor, 0, or `-errno`.
+    pub(crate) result: i32,
+    /// The CQE's flags (`IORING_CQE_F_MORE`, buffer ids...).
+    pub(crate) flags: u32,
+}
+
+impl Completion {
+    /// `res` as an `io::Result`.
+    pub(crate) fn into_result(self) -> std::io::Result<u32> {
+        if self.result < 0 {
+            Err(std::io::Error::from_raw_os_error(-self.result))
+        } else {
+            Ok(self.result as u32)
+        }
+    }
+}
+
+/// Resources of an op nobody waits for any more: kept alive until its last completion.
+///
+/// Implemented for every op type; the default ignores the completion (the resources are
+/// then simply dropped). Ops that create descriptors (accept) close them here.
+pub(crate) trait Orphan: 'static {
+    /// Called for each completion that arrives after the op's future was dropped.
+    fn on_orphan_completion(&mut self, completion: Completion) {
+        let _ = completion;
+    }
+}
+
+/// Completions of a multishot op waiting to be consumed.
+pub(crate) struct Multishot {
+    pub(crate) ready: VecDeque<Completion>,
+    pub(crate) waker: Option<Waker>,
+    /// The last CQE (no `F_MORE`) arrived: the kernel is done with the op.
+    pub(crate) finished: bool,
+}
+
+/// One registry slot.
+pub(crate) enum Lifecycle {
+    /// In the submission queue or in the kernel; nobody polled it yet.
+    Submitted,
+    /// In the kernel; this waker is woken by the completion.
+    Waiting(Waker),
+    /// The completion arrived; the future has not collected it yet.
+    Completed(Completion),
+    /// The future was dropped (or the op was detached by the driver). The kernel may still
+    /// use these resources, so they live here until the last completion.
+    Ignored(Box<dyn Orphan>),
+    /// A multishot op owned by a live handle.
+    Multishot(Multishot),
+}
