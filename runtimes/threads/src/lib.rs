@@ -22,8 +22,9 @@
 //!
 //! `--threads N` is ignored: the number of threads follows the number of connections
 //! (two per connection, plus the accept thread). Threads get std's default stack size
-//! (2 MiB, reserved not committed) and are not pinned; buffer sizes and queue bounds are the
-//! broker's, the same as every row.
+//! (2 MiB, reserved not committed) and inherit the accept thread's CPU affinity, so the
+//! harness's `--cpus` confines them as it confines every row; buffer sizes and queue bounds
+//! are the broker's, the same as every row.
 
 use std::future::Future;
 use std::io;
