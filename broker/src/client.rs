@@ -90,7 +90,8 @@ impl ClientShared {
             outbound: Outbound::new(max_pending),
             echo: AtomicBool::new(true),
             headers: AtomicBool::new(false),
-            verbose: AtomicBool::new(false),
+            // nats-server's defaults before (or without) CONNECT: verbose and pedantic on.
+            verbose: AtomicBool::new(true),
             connected: AtomicBool::new(false),
             pings_out: AtomicU32::new(0),
             live_tasks: AtomicU8::new(2),
@@ -131,8 +132,8 @@ impl<R: Runtime> ReaderTask<R> {
                 broker: &broker,
                 client: &client,
                 subs: HashMap::new(),
-                parser: ClientParser::new(broker.config().limits.clone()),
-                pedantic: false,
+                parser: ClientParser::new(broker.config().limits),
+                pedantic: true,
             };
             let reason = conn.read_loop::<R>(read).await;
             conn.unsubscribe_all();
@@ -189,7 +190,13 @@ impl Connection<'_> {
             }
             loop {
                 match self.parser.next_op(&mut buf) {
-                    Ok(Some(op)) => self.handle(op),
+                    Ok(Some(op)) => {
+                        if let Err(err) = self.handle(op) {
+                            if let Some(reason) = self.protocol_error(&err) {
+                                return reason;
+                            }
+                        }
+                    }
                     Ok(None) => break,
                     Err(err) => {
                         if let Some(reason) = self.protocol_error(&err) {
@@ -222,7 +229,8 @@ impl Connection<'_> {
         }
     }
 
-    fn handle(&mut self, op: ClientOp) {
+    /// Act on one operation; an error is answered as a protocol error.
+    fn handle(&mut self, op: ClientOp) -> Result<(), ProtocolError> {
         match op {
             ClientOp::Connect(c) => self.connect(c),
             ClientOp::Pub {
@@ -230,10 +238,9 @@ impl Connection<'_> {
                 reply_to,
                 payload,
             } => {
-                if self.valid_publish_subject(&subject) {
-                    self.publish(&subject, reply_to.as_ref(), None, &payload);
-                    self.ok();
-                }
+                self.check_publish_subject(&subject);
+                self.publish(&subject, reply_to.as_ref(), None, &payload);
+                self.ok();
             }
             ClientOp::HPub {
                 subject,
@@ -241,10 +248,13 @@ impl Connection<'_> {
                 headers,
                 payload,
             } => {
-                if self.valid_publish_subject(&subject) {
-                    self.publish(&subject, reply_to.as_ref(), Some(&headers), &payload);
-                    self.ok();
+                // nats-server closes a connection that sends HPUB without declaring headers.
+                if !self.client.headers.load(Ordering::Relaxed) {
+                    return Err(ProtocolError::HeadersNotSupported);
                 }
+                self.check_publish_subject(&subject);
+                self.publish(&subject, reply_to.as_ref(), Some(&headers), &payload);
+                self.ok();
             }
             ClientOp::Sub {
                 subject,
@@ -260,6 +270,7 @@ impl Connection<'_> {
             }
             ClientOp::Pong => self.client.pings_out.store(0, Ordering::Relaxed),
         }
+        Ok(())
     }
 
     fn connect(&mut self, c: Connect) {
@@ -271,16 +282,14 @@ impl Connection<'_> {
         self.ok();
     }
 
-    /// nats-server checks publish subjects only in pedantic mode (`-ERR 'Invalid Publish
-    /// Subject'`, connection kept).
-    fn valid_publish_subject(&self, subject: &[u8]) -> bool {
+    /// nats-server checks publish subjects only in pedantic mode, and then only complains:
+    /// `-ERR 'Invalid Publish Subject'`, and the message is still routed and acknowledged.
+    fn check_publish_subject(&self, subject: &[u8]) {
         if self.pedantic && !subject::is_valid_literal_subject(subject) {
             self.client
                 .outbound
                 .push_text(|out| encode::err(out, "Invalid Publish Subject"));
-            return false;
         }
-        true
     }
 
     fn subscribe(&mut self, subject_: Bytes, queue: Option<Bytes>, sid: Bytes) {
@@ -378,7 +387,7 @@ impl Connection<'_> {
             remove_subscription(self.broker, sub);
         }
         let reply = reply.map(|r| &r[..]);
-        let queued = match headers.filter(|_| target.headers.load(Ordering::Relaxed)) {
+        match headers.filter(|_| target.headers.load(Ordering::Relaxed)) {
             Some(h) => target.outbound.push_msg(
                 |out| {
                     encode::hmsg_header(
@@ -399,8 +408,7 @@ impl Connection<'_> {
                 None,
                 payload,
             ),
-        };
-        queued
+        }
     }
 }
 

@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn passing_max_pending_cuts_the_queue_as_slow_consumer() {
-        let q = Outbound::new(40);
+        let q = Outbound::new(30); // one 20-byte message fits, two do not
         let payload = Bytes::from_static(b"hello");
         assert!(q.push_msg(msg_header, None, &payload));
         assert!(!q.push_msg(msg_header, None, &payload));

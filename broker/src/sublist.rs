@@ -225,7 +225,7 @@ fn group(found: Vec<Arc<Subscription>>) -> Matches {
     for sub in found {
         match &sub.queue {
             None => matches.plain.push(sub),
-            Some(name) => match matches.groups.iter_mut().find(|g| &g.name == name) {
+            Some(name) => match matches.groups.iter_mut().find(|g| g.name == name) {
                 Some(g) => g.members.push(sub),
                 None => matches.groups.push(QueueGroup {
                     name: name.clone(),

@@ -18,6 +18,9 @@ impl Server {
     /// Start `fanbench serve --runtime <runtime> --addr 127.0.0.1:0 <extra>` and wait until it
     /// says where it listens.
     pub fn start(runtime: &str, extra: &[&str]) -> Server {
+        if runtime == "nats-server" {
+            return Self::start_nats_server();
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_fanbench"))
             .args(["serve", "--runtime", runtime, "--addr", "127.0.0.1:0"])
             .args(extra)
@@ -44,6 +47,24 @@ impl Server {
             addr,
             runtime: runtime.to_string(),
         }
+    }
+
+    /// Start the reference `nats-server` (Debian package) on a free port.
+    fn start_nats_server() -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server is not installed: `apt-get install nats-server` (CI installs it)");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start listening on {addr}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, addr, runtime: "nats-server".to_string() }
     }
 
     /// The nats:// URL of the server.
