@@ -64,11 +64,22 @@ fn assert_contract(json: &Value, runtime: &str, expect_server_metrics: bool) {
         // 100 messages due in the 1 s window, to 3 subscribers each.
         assert_eq!(rep["expected"], 300, "{rep:#}");
         assert!(rep["delivered"].as_u64().expect("delivered") > 0);
-        assert!(rep["histograms"]["latency"].as_str().expect("histogram").len() > 10);
+        assert!(
+            rep["histograms"]["latency"]
+                .as_str()
+                .expect("histogram")
+                .len()
+                > 10
+        );
         assert!(!rep["windows"].as_array().expect("windows").is_empty());
     }
     let summary = &result["summary"];
-    assert!(summary["throughput_msgs_per_s"].as_f64().expect("throughput") > 0.0);
+    assert!(
+        summary["throughput_msgs_per_s"]
+            .as_f64()
+            .expect("throughput")
+            > 0.0
+    );
     for key in ["latency_us", "service_latency_us", "pacing_lag_us"] {
         for p in ["p50", "p90", "p99", "p999", "max", "mean"] {
             assert!(summary[key][p].is_number(), "summary.{key}.{p}");
@@ -169,7 +180,10 @@ fn unknown_runtime_is_a_clear_error_listing_the_known_rows() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown runtime"), "{stderr}");
-    assert!(stderr.contains("tokio-mt") && stderr.contains("nats-server"), "{stderr}");
+    assert!(
+        stderr.contains("tokio-mt") && stderr.contains("nats-server"),
+        "{stderr}"
+    );
 }
 
 #[test]
