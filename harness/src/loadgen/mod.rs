@@ -46,6 +46,9 @@ mod stats;
 mod subscriber;
 mod wire;
 
+#[cfg(test)]
+mod live_tests;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -127,8 +130,12 @@ pub struct Window {
 pub struct SlowSubscriberReport {
     pub subscribers: u32,
     pub read_bytes_per_s: u64,
+    /// Bytes read at the trickle rate during the run.
     pub bytes_read: u64,
-    /// `MSG`s read, and those of them due in the window.
+    /// Bytes read at full speed after the run (at most 200 ms), only to see whether the server
+    /// had cut the connection behind the data still queued.
+    pub bytes_drained_at_end: u64,
+    /// `MSG`s read (trickle and final drain), and those of them due in the window.
     pub messages: u64,
     pub messages_in_window: u64,
     /// Slow subscribers that got `-ERR 'Slow Consumer'`.
@@ -158,6 +165,7 @@ pub struct CpuUsage {
 }
 
 /// Everything one run measured. Histograms are in nanoseconds.
+#[derive(Debug)]
 pub struct LoadReport {
     pub latency: Histogram<u64>,
     pub service_latency: Histogram<u64>,
@@ -361,6 +369,9 @@ fn drive(
     let pacer_timeline = timeline.clone();
     let pacer_shared = Arc::clone(shared);
     let payload_bytes = spec.payload_bytes;
+    // The pacer stays alive until the window's end has been sampled, so that its CPU time can
+    // still be read from /proc (a thread that exited has no entry there).
+    let (release_pacer, pacer_released) = mpsc::channel::<()>();
     let pacer = std::thread::Builder::new()
         .name("loadgen-pacer".into())
         .spawn(move || {
@@ -373,6 +384,8 @@ fn drive(
             if let Err(e) = pinned {
                 report.errors.push(format!("pacer: {e:#}"));
             }
+            // Returns when released or when the coordinator is gone.
+            let _ = pacer_released.recv();
             report
         })
         .context("spawning the pacer thread")?;
@@ -385,6 +398,7 @@ fn drive(
     hooks.measure_end();
     let cpu_end = CpuSample::take(shared);
     let window_ns = started.elapsed().as_nanos() as u64;
+    drop(release_pacer);
 
     let healthy_expected: u64 = plans
         .iter()
@@ -565,6 +579,7 @@ fn assemble(
         reordered += r.reordered;
         subscribers_with_loss += r.subscribers_with_loss;
         slow.bytes_read += r.slow.bytes_read;
+        slow.bytes_drained_at_end += r.slow.bytes_drained_at_end;
         slow.messages += r.slow.messages;
         slow.messages_in_window += r.slow.messages_in_window;
         slow.cut_as_slow_consumer += r.slow.cut_as_slow_consumer;
@@ -624,6 +639,7 @@ fn assemble(
             subscribers: spec.slow_subscribers,
             read_bytes_per_s: spec.slow_read_bytes_per_s,
             bytes_read: slow.bytes_read,
+            bytes_drained_at_end: slow.bytes_drained_at_end,
             messages: slow.messages,
             messages_in_window: slow.messages_in_window,
             cut_as_slow_consumer: slow.cut_as_slow_consumer,

@@ -37,6 +37,8 @@ const MAX_ERRORS_PER_THREAD: usize = 100;
 pub const SLOW_RCVBUF_BYTES: u32 = 4096;
 /// Slow subscribers read once per tick, `slow_read_bytes_per_s / 10` bytes at most.
 pub const SLOW_TICK: Duration = Duration::from_millis(100);
+/// How long a slow subscriber reads at full speed after the run, to see whether it was cut.
+pub const SLOW_FINAL_DRAIN: Duration = Duration::from_millis(200);
 
 /// One subscriber connection to open.
 #[derive(Debug, Clone)]
@@ -77,6 +79,7 @@ pub struct Shared {
 #[derive(Debug, Clone, Default)]
 pub struct SlowAcc {
     pub bytes_read: u64,
+    pub bytes_drained_at_end: u64,
     pub messages: u64,
     pub messages_in_window: u64,
     pub cut_as_slow_consumer: u32,
@@ -450,13 +453,14 @@ async fn healthy_loop(ctx: &mut TaskCtx, mut conn: Conn, timeline: &Timeline) {
     }
 }
 
-/// Reads at most `slow_read_bytes_per_s / 10` bytes per [`SLOW_TICK`] until told to stop, then
-/// drains what is already buffered, to see whether the server cut it off.
+/// Reads at most `slow_read_bytes_per_s / 10` bytes per [`SLOW_TICK`] until told to stop,
+/// then reads at full speed for at most [`SLOW_FINAL_DRAIN`], only to learn whether the server
+/// cut the connection (`-ERR 'Slow Consumer'`, then close) behind the data still queued.
 async fn slow_loop(ctx: &mut TaskCtx, mut conn: Conn, timeline: &Timeline) {
     let per_tick = (ctx.shared.slow_read_bytes_per_s / 10) as usize;
     let mut tick = tokio::time::interval(SLOW_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut scratch = vec![0u8; per_tick.clamp(1, 1 << 20)];
+    let mut scratch = vec![0u8; per_tick.clamp(64 * 1024, 1 << 20)];
     let tick_bytes = per_tick.min(scratch.len());
     let mut closed = false;
     let mut acc = SlowAcc::default();
@@ -469,25 +473,33 @@ async fn slow_loop(ctx: &mut TaskCtx, mut conn: Conn, timeline: &Timeline) {
                 }
             }
             _ = tick.tick() => {
-                if per_tick > 0 {
+                if tick_bytes > 0 {
                     closed = slow_read(&mut conn, &mut scratch[..tick_bytes], timeline, &mut acc);
                 }
             }
         }
     }
+    let trickled = acc.bytes_read;
+    let drain_until = tokio::time::Instant::now() + SLOW_FINAL_DRAIN;
     while !closed {
-        let before = acc.bytes_read;
         closed = slow_read(&mut conn, &mut scratch, timeline, &mut acc);
-        if acc.bytes_read == before {
+        if !closed
+            && tokio::time::timeout_at(drain_until, conn.stream.readable())
+                .await
+                .is_err()
+        {
             break;
         }
     }
+    acc.bytes_drained_at_end = acc.bytes_read - trickled;
+    acc.bytes_read = trickled;
     if closed {
         acc.closed_by_server += 1;
     }
     let mut report = ctx.report.borrow_mut();
     let slow = &mut report.slow;
     slow.bytes_read += acc.bytes_read;
+    slow.bytes_drained_at_end += acc.bytes_drained_at_end;
     slow.messages += acc.messages;
     slow.messages_in_window += acc.messages_in_window;
     slow.cut_as_slow_consumer += acc.cut_as_slow_consumer.min(1);
