@@ -97,40 +97,48 @@ impl ClientShared {
             live_tasks: AtomicU8::new(2),
         })
     }
+}
 
-    fn task_done(&self, broker: &Broker) {
-        if self.live_tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
-            broker.unregister(self.id);
+/// One of a connection's two tasks' hold on it. When the task ends, or is dropped without
+/// ever running (a spawner that could not start it, a runtime dropped with it queued), the
+/// last of the two holds to go unregisters the connection, so the connection count never
+/// keeps a connection nobody serves.
+pub(crate) struct TaskHold {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) client: Arc<ClientShared>,
+}
+
+impl Drop for TaskHold {
+    fn drop(&mut self) {
+        // A task that never ran must not leave its peer task waiting on a queue nobody fills.
+        self.client.outbound.close(CloseReason::ClientClosed, None);
+        if self.client.live_tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.broker.unregister(self.client.id);
         }
     }
 }
 
 /// The task that reads a connection's commands and acts on them.
 pub struct ReaderTask<R: Runtime> {
-    pub(crate) broker: Arc<Broker>,
-    pub(crate) client: Arc<ClientShared>,
+    pub(crate) hold: TaskHold,
     pub(crate) read: <R::Stream as Stream>::ReadHalf,
 }
 
 /// The task that writes a connection's outbound queue.
 pub struct WriterTask<R: Runtime> {
-    pub(crate) broker: Arc<Broker>,
-    pub(crate) client: Arc<ClientShared>,
+    pub(crate) hold: TaskHold,
     pub(crate) write: <R::Stream as Stream>::WriteHalf,
 }
 
 impl<R: Runtime> ReaderTask<R> {
     /// Run until the connection closes.
     pub fn run(self) -> impl Future<Output = ()> {
-        let ReaderTask {
-            broker,
-            client,
-            read,
-        } = self;
+        let ReaderTask { hold, read } = self;
         async move {
+            let (broker, client) = (&hold.broker, &hold.client);
             let mut conn = Connection {
-                broker: &broker,
-                client: &client,
+                broker,
+                client,
                 subs: HashMap::new(),
                 parser: ClientParser::new(broker.config().limits),
                 pedantic: true,
@@ -138,7 +146,6 @@ impl<R: Runtime> ReaderTask<R> {
             let reason = conn.read_loop::<R>(read).await;
             conn.unsubscribe_all();
             client.outbound.close(reason, None);
-            client.task_done(&broker);
         }
     }
 }
@@ -146,16 +153,11 @@ impl<R: Runtime> ReaderTask<R> {
 impl<R: Runtime> WriterTask<R> {
     /// Run until the outbound queue closes and is flushed.
     pub fn run(self) -> impl Future<Output = ()> {
-        let WriterTask {
-            broker,
-            client,
-            mut write,
-        } = self;
+        let WriterTask { hold, mut write } = self;
         async move {
-            write_loop::<R>(&broker, &client, &mut write).await;
+            write_loop::<R>(&hold.broker, &hold.client, &mut write).await;
             // The peer may already be gone; nothing is left to tell it.
             let _ = write.shutdown().await;
-            client.task_done(&broker);
         }
     }
 }

@@ -14,7 +14,7 @@ use fanbench_rt::{Listener, Runtime, Stream};
 use futures_util::future::{select, Either};
 use parking_lot::Mutex;
 
-use crate::client::{ClientShared, ReaderTask, WriterTask};
+use crate::client::{ClientShared, ReaderTask, TaskHold, WriterTask};
 use crate::config::BrokerConfig;
 use crate::outbound::CloseReason;
 use crate::shutdown::Shutdown;
@@ -209,14 +209,16 @@ fn spawn_pair<R: Runtime, S: Spawner<R>>(
     read: <R::Stream as Stream>::ReadHalf,
     write: <R::Stream as Stream>::WriteHalf,
 ) {
-    spawner.spawn_writer(WriterTask::<R> {
+    let hold = |client| TaskHold {
         broker: broker.clone(),
-        client: client.clone(),
+        client,
+    };
+    spawner.spawn_writer(WriterTask::<R> {
+        hold: hold(client.clone()),
         write,
     });
     spawner.spawn_reader(ReaderTask::<R> {
-        broker: broker.clone(),
-        client,
+        hold: hold(client),
         read,
     });
 }
