@@ -261,6 +261,29 @@ fn one_publisher_to_100_subscribers_at_2000_msgs_of_1_kib_loses_nothing() {
 }
 
 #[test]
+fn thousand_subscribers_on_two_threads_all_subscribe_and_merge_into_one_report() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = match NatsServer::start("") {
+        Ok(s) => s,
+        Err(reason) => return println!("SKIPPED: {reason}"),
+    };
+    let mut spec = spec(server.addr, 5, 200, 20.0, 1024);
+    // Two subscriber threads (on the same CPU when the machine has only two).
+    spec.client_cpus = if cpu_count() >= 2 {
+        vec![1, 1]
+    } else {
+        vec![0, 0]
+    };
+    let r = run(&spec, &mut Recorder::default()).expect("run completes");
+    describe("5x200 @ 20 msg/s, 1 KiB, 2 subscriber threads", &r);
+    assert_complete(&r, 5, 200, 60);
+    assert_eq!(
+        r.loadgen_cpu.cores, 1,
+        "two threads on one CPU use one core"
+    );
+}
+
+#[test]
 fn server_stopped_for_500ms_shows_in_p99_and_max_latency() {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = match NatsServer::start("") {

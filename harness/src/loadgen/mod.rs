@@ -152,7 +152,8 @@ pub struct CpuUsage {
     /// User and system CPU seconds of the whole process (getrusage RUSAGE_SELF).
     pub user_s: f64,
     pub sys_s: f64,
-    /// Length of the measured window (s) and client cores it ran on.
+    /// Length of the measured window (s) and client cores it ran on (distinct client CPUs, or
+    /// every CPU the process may use when none were given).
     pub window_s: f64,
     pub cores: usize,
     /// (user + sys) / (window x cores).
@@ -270,6 +271,9 @@ fn plan_subscribers(spec: &LoadSpec, subject: impl Fn(u32) -> String) -> Vec<Sub
 /// Runs one load test against `spec.target` and reports what it measured.
 pub fn run(spec: &LoadSpec, hooks: &mut dyn WindowHooks) -> Result<LoadReport> {
     validate(spec)?;
+    let connections = u64::from(spec.publishers) * (u64::from(spec.subscribers_per_publisher) + 1);
+    os::ensure_fd_limit(connections + 64)
+        .context("raising the open-file limit for the connections")?;
     let run_token = format!("{:x}{:x}", std::process::id(), os::now_ns() & 0xff_ffff);
     let subject = |k: u32| format!("fanbench.{run_token}.{k}");
     let plans = plan_subscribers(spec, subject);
@@ -417,7 +421,7 @@ fn drive(
         &cpu_start,
         &cpu_end,
         window_ns,
-        spec.client_cpus.len().max(1),
+        client_cores(&spec.client_cpus),
     );
     Ok(Driven {
         timeline,
@@ -426,6 +430,18 @@ fn drive(
         window_ns,
         grace_ns,
     })
+}
+
+/// Cores the load generator runs on: the distinct client CPUs, or every CPU this process may
+/// use when none were given.
+fn client_cores(client_cpus: &[usize]) -> usize {
+    if client_cpus.is_empty() {
+        return std::thread::available_parallelism().map_or(1, |n| n.get());
+    }
+    let mut distinct = client_cpus.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct.len()
 }
 
 fn wait_until_subscribed(
@@ -543,6 +559,13 @@ fn cpu_usage(start: &CpuSample, end: &CpuSample, window_ns: u64, cores: usize) -
     }
 }
 
+/// Whether the pacer missed its schedule by more than the documented bounds.
+fn is_behind_schedule(pacing_lag: &Histogram<u64>, unsent_bytes: usize) -> bool {
+    pacing_lag.value_at_quantile(0.99) > PACING_P99_LIMIT_NS
+        || pacing_lag.max() > PACING_MAX_LIMIT_NS
+        || unsent_bytes > 0
+}
+
 fn assemble(
     spec: &LoadSpec,
     plans: &[SubPlan],
@@ -620,9 +643,7 @@ fn assemble(
         })
         .collect();
     let max_pacing_lag_ns = pacer.pacing_lag.max();
-    let behind_schedule = pacer.pacing_lag.value_at_quantile(0.99) > PACING_P99_LIMIT_NS
-        || max_pacing_lag_ns > PACING_MAX_LIMIT_NS
-        || pacer.unsent_bytes > 0;
+    let behind_schedule = is_behind_schedule(&pacer.pacing_lag, pacer.unsent_bytes);
     LoadReport {
         latency,
         service_latency,
@@ -653,5 +674,125 @@ fn assemble(
         window_ns,
         grace_ns,
         errors,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(process_us: (u64, u64), threads: &[(&str, u64)]) -> CpuSample {
+        CpuSample {
+            process_us: Ok(process_us),
+            threads: threads
+                .iter()
+                .map(|(n, ns)| (n.to_string(), Ok(*ns)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn cpu_utilisation_is_relative_to_client_cores_and_flags_saturation() {
+        let start = sample((0, 0), &[("pacer", 0), ("subscriber thread 0", 0)]);
+        // 1.5 s user + 0.3 s sys over a 1 s window on 2 cores: 90% is not above the bound.
+        let end = sample(
+            (1_500_000, 300_000),
+            &[("pacer", 100_000_000), ("subscriber thread 0", 800_000_000)],
+        );
+        let cpu = cpu_usage(&start, &end, 1_000_000_000, 2);
+        assert!((cpu.utilisation - 0.9).abs() < 1e-9);
+        assert!(!cpu.saturated);
+        assert_eq!(cpu.busiest_thread.as_deref(), Some("subscriber thread 0"));
+        let end = sample(
+            (1_600_000, 300_000),
+            &[("pacer", 0), ("subscriber thread 0", 0)],
+        );
+        assert!(cpu_usage(&start, &end, 1_000_000_000, 2).saturated);
+    }
+
+    #[test]
+    fn one_saturated_thread_flags_saturation_even_with_idle_cores() {
+        let start = sample((0, 0), &[("pacer", 0), ("subscriber thread 0", 0)]);
+        let end = sample(
+            (950_000, 0),
+            &[("pacer", 0), ("subscriber thread 0", 950_000_000)],
+        );
+        let cpu = cpu_usage(&start, &end, 1_000_000_000, 4);
+        assert!(cpu.utilisation < 0.3);
+        assert!(cpu.saturated);
+    }
+
+    #[test]
+    fn unreadable_thread_cpu_is_null_with_a_reason() {
+        let start = sample((0, 0), &[("pacer", 0)]);
+        let mut end = sample((1000, 0), &[]);
+        end.threads.push(("pacer".into(), Err("gone".into())));
+        let cpu = cpu_usage(&start, &end, 1_000_000_000, 1);
+        assert_eq!(cpu.busiest_thread_utilisation, None);
+        assert_eq!(cpu.thread_cpu_null_reason.as_deref(), Some("gone"));
+    }
+
+    #[test]
+    fn behind_schedule_when_p99_or_max_lag_exceeds_its_bound_or_bytes_stay_unsent() {
+        let mut lag = stats::pacing_histogram();
+        for _ in 0..1000 {
+            lag.saturating_record(20_000);
+        }
+        assert!(!is_behind_schedule(&lag, 0));
+        assert!(is_behind_schedule(&lag, 1));
+        let mut one_late = lag.clone();
+        one_late.saturating_record(PACING_MAX_LIMIT_NS * 2);
+        assert!(is_behind_schedule(&one_late, 0), "one message far too late");
+        let mut often_late = lag.clone();
+        for _ in 0..20 {
+            often_late.saturating_record(PACING_P99_LIMIT_NS * 2);
+        }
+        assert!(
+            is_behind_schedule(&often_late, 0),
+            "2% of messages over 1 ms"
+        );
+    }
+
+    #[test]
+    fn duplicate_client_cpus_count_once() {
+        assert_eq!(client_cores(&[1, 1]), 1);
+        assert_eq!(client_cores(&[3, 1, 2]), 3);
+    }
+
+    #[test]
+    fn slow_subscribers_are_the_last_of_publisher_zero() {
+        let spec = LoadSpec {
+            target: "127.0.0.1:1".parse().expect("addr"),
+            publishers: 2,
+            subscribers_per_publisher: 3,
+            rate_per_publisher: 1.0,
+            payload_bytes: 64,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(1),
+            slow_subscribers: 2,
+            slow_read_bytes_per_s: 10,
+            client_cpus: Vec::new(),
+        };
+        let plans = plan_subscribers(&spec, |k| format!("s.{k}"));
+        let slow: Vec<u32> = plans.iter().filter(|p| p.slow).map(|p| p.id).collect();
+        assert_eq!(slow, vec![1, 2]);
+        assert_eq!(plans.len(), 6);
+        assert!(plans
+            .iter()
+            .all(|p| p.subject == format!("s.{}", p.publisher)));
+    }
+
+    #[test]
+    fn timeline_maps_due_times_to_one_second_windows() {
+        let t = Timeline {
+            window_start_ns: 10_000_000_000,
+            window_end_ns: 12_500_000_000,
+            schedules: Arc::new(Vec::new()),
+        };
+        assert_eq!(t.windows(), 3);
+        assert_eq!(t.window_index(9_999_999_999), None);
+        assert_eq!(t.window_index(10_000_000_000), Some(0));
+        assert_eq!(t.window_index(12_499_999_999), Some(2));
+        assert_eq!(t.window_index(12_500_000_000), None);
     }
 }

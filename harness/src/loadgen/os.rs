@@ -84,6 +84,34 @@ pub fn set_realtime_priority() -> Result<()> {
     Ok(())
 }
 
+/// Raises the soft limit on open files to at least `needed` (up to the hard limit); errors when
+/// the hard limit is lower than `needed`.
+pub fn ensure_fd_limit(needed: u64) -> Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
+    }
+    if limit.rlim_cur >= needed {
+        return Ok(());
+    }
+    if limit.rlim_max < needed {
+        bail!(
+            "{needed} open files are needed but the hard limit is {} (raise it with ulimit -Hn)",
+            limit.rlim_max
+        );
+    }
+    limit.rlim_cur = needed;
+    // SAFETY: `limit` is a valid rlimit whose soft value does not exceed its hard value.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
+    }
+    Ok(())
+}
+
 /// The calling thread's kernel thread id.
 pub fn gettid() -> i32 {
     // SAFETY: gettid has no arguments and cannot fail.
@@ -141,6 +169,15 @@ mod tests {
         }
         std::hint::black_box(x);
         assert!(thread_cpu_ns(tid).expect("schedstat readable") > before);
+    }
+
+    #[test]
+    fn fd_limit_already_met_is_left_alone_and_an_impossible_one_is_an_error() {
+        assert!(ensure_fd_limit(16).is_ok());
+        assert!(
+            ensure_fd_limit(u64::MAX - 1).is_err(),
+            "beyond any limit the kernel allows"
+        );
     }
 
     #[test]
