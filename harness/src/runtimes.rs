@@ -39,6 +39,26 @@ pub const ROWS: &[RuntimeRow] = &[
         crate_version: env!("FANBENCH_CRATE_VERSION_COMPIO"),
     },
     RuntimeRow {
+        name: "glommio",
+        summary: "glommio LocalExecutor, one per server thread pinned with Placement::Fixed, \
+                  SO_REUSEPORT listeners",
+        crate_name: "glommio",
+        crate_version: env!("FANBENCH_CRATE_VERSION_GLOMMIO"),
+    },
+    RuntimeRow {
+        name: "monoio",
+        summary: "monoio runtime (io_uring driver), one per server thread, SO_REUSEPORT listeners",
+        crate_name: "monoio",
+        crate_version: env!("FANBENCH_CRATE_VERSION_MONOIO"),
+    },
+    RuntimeRow {
+        name: "monoio-epoll",
+        summary: "monoio runtime (legacy epoll driver), one per server thread, SO_REUSEPORT \
+                  listeners",
+        crate_name: "monoio",
+        crate_version: env!("FANBENCH_CRATE_VERSION_MONOIO"),
+    },
+    RuntimeRow {
         name: "threads",
         summary: "blocking std::net: a thread per connection reading, one per connection writing \
                   (pre-async baseline); ignores --threads",

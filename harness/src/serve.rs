@@ -177,6 +177,43 @@ fn serve_row(
                 |_| None,
             )
         }
+        // glommio pins its executor itself (Placement::Fixed) to the CPU this thread is pinned to.
+        "glommio" => {
+            use fanbench_rt_glommio::{GlommioConfig, GlommioRuntime};
+            per_thread(
+                listeners,
+                cpus,
+                broker,
+                |i| {
+                    let cpu = cpus.map(|c| c[i % c.len()]);
+                    Ok(GlommioRuntime::new(GlommioConfig { cpu })?)
+                },
+                LocalSpawner,
+                |_| None,
+            )
+        }
+        "monoio" => {
+            use fanbench_rt_monoio::{MonoioConfig, MonoioUringRuntime};
+            per_thread(
+                listeners,
+                cpus,
+                broker,
+                |_| Ok(MonoioUringRuntime::new(MonoioConfig::default())?),
+                LocalSpawner,
+                |_| None,
+            )
+        }
+        "monoio-epoll" => {
+            use fanbench_rt_monoio::{MonoioConfig, MonoioEpollRuntime};
+            per_thread(
+                listeners,
+                cpus,
+                broker,
+                |_| Ok(MonoioEpollRuntime::new(MonoioConfig::default())?),
+                LocalSpawner,
+                |_| None,
+            )
+        }
         // Reader and writer threads inherit the accept thread's CPU affinity (`--cpus`).
         "threads" => {
             use fanbench_rt_threads::{ThreadSpawner, ThreadsRuntime};

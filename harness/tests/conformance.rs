@@ -491,5 +491,8 @@ conformance! {
     tokio_current_thread => "tokio",
     tokio_mt => "tokio-mt",
     compio => "compio",
+    glommio => "glommio",
+    monoio => "monoio",
+    monoio_epoll => "monoio-epoll",
     threads => "threads",
 }
