@@ -410,6 +410,13 @@ fn invalid_specs_are_rejected_before_connecting() {
             },
         ),
         (
+            "sequence-check",
+            LoadSpec {
+                duration: Duration::from_secs(3600),
+                ..spec(addr, 5, 200, 100_000.0, 64)
+            },
+        ),
+        (
             "slow",
             LoadSpec {
                 slow_subscribers: 2,

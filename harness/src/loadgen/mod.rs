@@ -74,6 +74,8 @@ pub const GRACE_MIN: Duration = Duration::from_secs(1);
 pub const GRACE_MAX: Duration = Duration::from_secs(10);
 /// Time allowed for all subscribers to connect and subscribe.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most (message, subscriber) pairs a run sequence-checks: one bit each, 512 MiB.
+pub const MAX_TRACKED_MESSAGES: f64 = 4.0 * 1024.0 * 1024.0 * 1024.0;
 /// Delay between "everyone is ready" and the first message.
 const START_LEAD_NS: u64 = 50_000_000;
 
@@ -238,6 +240,13 @@ fn validate(spec: &LoadSpec) -> Result<()> {
         spec.payload_bytes
     );
     Schedule::new(0, spec.rate_per_publisher)?;
+    let subscribers = u64::from(spec.publishers) * u64::from(spec.subscribers_per_publisher);
+    let tracked_bits = spec.rate_per_publisher * spec.duration.as_secs_f64() * subscribers as f64;
+    ensure!(
+        tracked_bits <= MAX_TRACKED_MESSAGES,
+        "rate x duration x subscribers = {tracked_bits:.0} messages to sequence-check; at most \
+         {MAX_TRACKED_MESSAGES:.0} are supported (one bit each)"
+    );
     ensure!(
         !spec.duration.is_zero(),
         "the measured duration must be longer than zero"

@@ -5,8 +5,11 @@
 //! One thread serves all publishers (each on its own connection and subject). Their schedules
 //! are staggered over one period (see [`Schedule::staggered`]) so their deadlines rarely meet.
 //! Waiting for the next deadline is `ppoll` on the publisher sockets (so server `PING`s and
-//! `-ERR`s are handled and blocked writes resume while waiting) with a timeout that ends
-//! [`SPIN_NS`] before the deadline; the rest is a busy-wait on CLOCK_MONOTONIC. The thread's
+//! `-ERR`s are handled and blocked writes resume while waiting) with a timeout that ends a
+//! margin before the deadline; the rest is a busy-wait on CLOCK_MONOTONIC. The margin adapts to
+//! how late wake-ups have been (twice their moving average, between [`MIN_SPIN_NS`] and
+//! [`MAX_SPIN_NS`]), so a quiet machine spins a few microseconds per message and a noisy one
+//! spins longer rather than sending late. The thread's
 //! timer slack is 1 ns and, where allowed, it runs SCHED_FIFO so that a wake-up preempts the
 //! subscriber threads that may share its CPU.
 //!
@@ -35,8 +38,34 @@ use super::stats;
 use super::wire::{self, Incoming};
 use super::Timeline;
 
-/// How long before a deadline the pacer stops sleeping and starts spinning.
-pub const SPIN_NS: u64 = 50_000;
+/// Bounds of the margin before a deadline at which the pacer stops sleeping and spins.
+pub const MIN_SPIN_NS: u64 = 5_000;
+pub const MAX_SPIN_NS: u64 = 100_000;
+
+/// Moving average of how late timed wake-ups are, and the spin margin it implies.
+#[derive(Debug, Clone, Copy)]
+pub struct SpinMargin {
+    late_avg_ns: u64,
+}
+
+impl SpinMargin {
+    pub fn new() -> Self {
+        Self {
+            late_avg_ns: MAX_SPIN_NS / 2,
+        }
+    }
+
+    /// Twice the average lateness, within [`MIN_SPIN_NS`, `MAX_SPIN_NS`].
+    pub fn margin_ns(&self) -> u64 {
+        (2 * self.late_avg_ns).clamp(MIN_SPIN_NS, MAX_SPIN_NS)
+    }
+
+    /// Records that a wake-up asked for `asked_ns` happened at `woke_ns` (weight 1/8).
+    pub fn observe(&mut self, asked_ns: u64, woke_ns: u64) {
+        let late = woke_ns.saturating_sub(asked_ns).min(10 * MAX_SPIN_NS);
+        self.late_avg_ns = (7 * self.late_avg_ns + late) / 8;
+    }
+}
 
 /// The most writev slices handed to the kernel at once when draining a backlog.
 const MAX_IOV: usize = 64;
@@ -249,6 +278,7 @@ pub fn run_pacer(
         .map(|s| s.first_seq_at_or_after(timeline.window_end_ns))
         .collect();
     let mut next_seq = vec![0u64; pubs.len()];
+    let mut spin = SpinMargin::new();
     let mut report = PacerReport {
         pacing_lag: stats::pacing_histogram(),
         sent_in_window: 0,
@@ -267,8 +297,12 @@ pub fn run_pacer(
         let seq = next_seq[k];
         let due = schedules[k].intended_ns(seq);
         let now = os::now_ns();
-        if due > now + SPIN_NS {
-            poll_io(&mut pubs, due - SPIN_NS - now, &mut errors);
+        let margin = spin.margin_ns();
+        if due > now + margin {
+            let wake = due - margin;
+            if !poll_io(&mut pubs, wake - now, &mut errors) {
+                spin.observe(wake, os::now_ns());
+            }
             continue;
         }
         while os::now_ns() < due {
@@ -301,7 +335,9 @@ pub fn run_pacer(
     while os::now_ns() < drain_deadline_ns && pubs.iter().any(|p| p.alive && p.backlog_bytes > 0) {
         poll_io(
             &mut pubs,
-            (drain_deadline_ns - os::now_ns()).min(10_000_000),
+            drain_deadline_ns
+                .saturating_sub(os::now_ns())
+                .min(10_000_000),
             &mut errors,
         );
     }
@@ -317,8 +353,9 @@ pub fn run_pacer(
 }
 
 /// Waits up to `timeout_ns` for any publisher socket to become readable (or writable, for
-/// those with a backlog) and services it.
-fn poll_io(pubs: &mut [PublisherConn], timeout_ns: u64, errors: &mut Vec<String>) {
+/// those with a backlog) and services it. Returns whether a socket (rather than the timeout)
+/// ended the wait.
+fn poll_io(pubs: &mut [PublisherConn], timeout_ns: u64, errors: &mut Vec<String>) -> bool {
     let mut fds: Vec<libc::pollfd> = pubs
         .iter()
         .map(|p| libc::pollfd {
@@ -347,7 +384,7 @@ fn poll_io(pubs: &mut [PublisherConn], timeout_ns: u64, errors: &mut Vec<String>
         )
     };
     if ready <= 0 {
-        return;
+        return false;
     }
     for (conn, fd) in pubs.iter_mut().zip(&fds) {
         if fd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
@@ -356,5 +393,32 @@ fn poll_io(pubs: &mut [PublisherConn], timeout_ns: u64, errors: &mut Vec<String>
         if fd.revents & libc::POLLOUT != 0 {
             conn.flush(errors);
         }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spin_margin_tracks_twice_the_average_wake_up_lateness_within_bounds() {
+        let mut m = SpinMargin::new();
+        for _ in 0..200 {
+            m.observe(1_000_000, 1_000_000 + 8_000);
+        }
+        assert!(
+            (15_000..=17_000).contains(&m.margin_ns()),
+            "{}",
+            m.margin_ns()
+        );
+        for _ in 0..200 {
+            m.observe(1_000_000, 1_000_000);
+        }
+        assert_eq!(m.margin_ns(), MIN_SPIN_NS);
+        for _ in 0..200 {
+            m.observe(1_000_000, 50_000_000);
+        }
+        assert_eq!(m.margin_ns(), MAX_SPIN_NS);
     }
 }

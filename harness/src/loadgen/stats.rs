@@ -23,6 +23,13 @@ pub fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
         .expect("histograms built with the same bounds merge");
 }
 
+/// A per-second window's latency histogram: like [`latency_histogram`] but 2 significant
+/// digits (1% precision is plenty for a per-second p50/p99, and it keeps an hour-long run's
+/// 3600 windows per thread to about 80 MB instead of 800 MB).
+pub fn window_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1_000, HIGHEST_NS, 2).expect("constant histogram bounds are valid")
+}
+
 /// What the subscribers of one thread saw for messages due in one second of the window.
 #[derive(Debug, Clone)]
 pub struct WindowAcc {
@@ -34,7 +41,7 @@ impl WindowAcc {
     pub fn new() -> Self {
         Self {
             delivered: 0,
-            latency: latency_histogram(),
+            latency: window_histogram(),
         }
     }
 
