@@ -21,6 +21,12 @@ pub struct RuntimeRow {
 /// Every row this binary can serve.
 pub const ROWS: &[RuntimeRow] = &[
     RuntimeRow {
+        name: "uring",
+        summary: "fanbench's own io_uring runtime (runtimes/uring), one per server thread",
+        crate_name: "io-uring",
+        crate_version: env!("FANBENCH_CRATE_VERSION_IO_URING"),
+    },
+    RuntimeRow {
         name: "tokio",
         summary: "Tokio current-thread runtime, one per server thread, SO_REUSEPORT listeners",
         crate_name: "tokio",

@@ -60,6 +60,16 @@ pub struct ServeArgs {
     /// Seconds a new connection may take to send CONNECT.
     #[arg(long, default_value_t = 2.0)]
     pub connect_timeout: f64,
+    /// uring row: submission policy (eager: submit every tick; adaptive: busy-poll small
+    /// batches while completions arrive; sqpoll: kernel submission thread).
+    #[arg(long, default_value_t = fanbench_uring::DEFAULT_POLICY)]
+    pub uring_policy: fanbench_uring::SubmitPolicy,
+    /// uring row: submission queue entries per ring.
+    #[arg(long, default_value_t = fanbench_uring::UringConfig::default().ring_entries)]
+    pub uring_ring_entries: u32,
+    /// uring row: SQEs queued before a submit is forced mid-tick.
+    #[arg(long, default_value_t = fanbench_uring::UringConfig::default().batch_threshold)]
+    pub uring_batch_threshold: u32,
 }
 
 impl ServeArgs {
@@ -147,6 +157,35 @@ fn serve_row(
 ) -> Result<Vec<ThreadStats>> {
     use fanbench_rt_tokio::{TokioMtRuntime, TokioRuntime, WorkStealing};
     match name {
+        "uring" => {
+            use fanbench_uring::{UringConfig, UringRuntime};
+            let config = UringConfig {
+                policy: args.uring_policy,
+                ring_entries: args.uring_ring_entries,
+                batch_threshold: args.uring_batch_threshold,
+                ..UringConfig::default()
+            };
+            // Every thread's counters are summed into one set (`UringStats::merge`).
+            let merged = std::sync::Mutex::new(None::<fanbench_uring::UringStats>);
+            per_thread(
+                listeners,
+                cpus,
+                broker,
+                |_| Ok(UringRuntime::new(config.clone())?),
+                LocalSpawner,
+                |rt| {
+                    let stats = rt.stats();
+                    let mut merged = merged.lock().unwrap_or_else(|e| e.into_inner());
+                    match merged.as_mut() {
+                        Some(m) => m.merge(&stats),
+                        None => *merged = Some(stats),
+                    }
+                    None
+                },
+            )?;
+            let merged = merged.into_inner().unwrap_or_else(|e| e.into_inner());
+            Ok(vec![merged.and_then(|m| serde_json::to_value(m).ok())])
+        }
         "tokio" => per_thread(
             listeners,
             cpus,
@@ -217,7 +256,14 @@ fn serve_row(
         // Reader and writer threads inherit the accept thread's CPU affinity (`--cpus`).
         "threads" => {
             use fanbench_rt_threads::{ThreadSpawner, ThreadsRuntime};
-            single(ThreadsRuntime::new(), listeners, cpus, broker, ThreadSpawner, |_| None)
+            single(
+                ThreadsRuntime::new(),
+                listeners,
+                cpus,
+                broker,
+                ThreadSpawner,
+                |_| None,
+            )
         }
         other => bail!("runtime {other:?} is listed but has no serve arm"),
     }
