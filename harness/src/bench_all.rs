@@ -1,16 +1,17 @@
 //! `fanbench bench-all`: every available runtime row x every default workload, one results
 //! file (`<out>/<run-id>/results.json`), a progress bar with the time left, then the charts.
 //!
-//! # Time budget (2-core machine, 8 rows: 7 runtimes + nats-server, 6 workloads = 48 pairs)
+//! # Time budget (2-core machine)
 //!
-//! Each pair starts a fresh server (~0.3 s to answer, <0.5 s to stop: ~1 s). Each repetition
-//! costs warm-up + window + ~0.5 s (connecting up to 1000 subscribers, draining in-flight
-//! messages; the drain ends as soon as every message arrived).
+//! Sized for 10 rows (9 runtimes + nats-server; `fanbench runtimes` lists 8 today) x 6
+//! workloads = 60 pairs. Each pair starts a fresh server (~0.3 s to answer, <0.5 s to stop:
+//! ~1 s). Each repetition costs warm-up + window + ~0.5 s (connecting up to 1000 subscribers,
+//! draining in-flight messages; the drain ends as soon as every message arrived).
 //!
-//! - default: 3 reps x (1 s + 5 s + 0.5 s) + 1 s = 20.5 s per pair; x 48 = 984 s = 16.4 min
+//! - default: 3 reps x (1 s + 4 s + 0.5 s) + 1 s = 17.5 s per pair; x 60 = 1050 s = 17.5 min
 //!   (< 20 min).
-//! - `--quick`: 1 rep x (0.5 s + 2 s + 0.5 s) + 1 s = 4 s per pair; x 48 = 192 s = 3.2 min
-//!   (< 4 min).
+//! - `--quick`: 1 rep x (0.5 s + 1.5 s + 0.5 s) + 1 s = 3.5 s per pair; x 60 = 210 s = 3.5 min
+//!   (< 4 min). Measured: 8 rows with 2 s windows took 183 s against an estimate of 192 s.
 //!
 //! The durations live in the workload files (default) and in [`QUICK`] (quick); the estimate
 //! printed before the run uses the same arithmetic ([`estimate_seconds`]).
@@ -46,7 +47,7 @@ pub struct QuickSettings {
 
 pub const QUICK: QuickSettings = QuickSettings {
     warmup_s: 0.5,
-    duration_s: 2.0,
+    duration_s: 1.5,
     repetitions: 1,
 };
 
@@ -58,7 +59,7 @@ const SERVER_OVERHEAD_S: f64 = 1.0;
 /// Options of `fanbench bench-all`.
 #[derive(Debug, clap::Args)]
 pub struct BenchAllArgs {
-    /// Smoke test: 0.5 s warm-up, 2 s window, 1 repetition per workload (< 4 min on 2 cores).
+    /// Smoke test: 0.5 s warm-up, 1.5 s window, 1 repetition per workload (< 4 min on 2 cores).
     #[arg(long)]
     pub quick: bool,
     /// Only these runtime rows, comma-separated (default: every row of `fanbench runtimes`,
@@ -258,21 +259,47 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
             skipped.reason
         );
     }
-    render_report(&results_path);
+    if let Some(fanout) = scenarios
+        .iter()
+        .find(|s| s.name == crate::sweep::BENCH_ALL_WORKLOAD)
+    {
+        let sweep_rows: Vec<Row> = available
+            .iter()
+            .filter(|r| {
+                file.runtimes
+                    .iter()
+                    .any(|i| i.name == r.name() && i.available)
+            })
+            .copied()
+            .collect();
+        match crate::sweep::bench_all_sweep(
+            &sweep_rows,
+            fanout,
+            args.quick,
+            &placement,
+            &run_dir,
+            &file,
+        ) {
+            Ok(path) => eprintln!("fanbench: sweep written to {}", path.display()),
+            Err(err) => eprintln!("fanbench: sweep of {} failed: {err:#}", fanout.name),
+        }
+    }
+    render_report(&results_path)?;
     if file.results.is_empty() {
         bail!("no (workload, runtime) pair could be measured");
     }
     Ok(())
 }
 
-/// REPORT HOOK: where the charts and index.html are generated from the results file. The
-/// report generator (`plots` crate) is not wired in yet; once it exposes
-/// `fanbench_plots::render(results_path)`, call it here (and add the dependency).
-fn render_report(results_path: &Path) {
+/// The charts and index.html beside the results (and the sweep, when there is one).
+fn render_report(results_path: &Path) -> anyhow::Result<()> {
+    let report = crate::report::render(results_path, None).context("generating the report")?;
     eprintln!(
-        "fanbench: charts not generated: this build has no report generator yet (results: {})",
-        results_path.display()
+        "fanbench: {} charts and {}",
+        report.charts.len(),
+        report.index.display()
     );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -299,10 +326,10 @@ mod tests {
     }
 
     #[test]
-    fn default_suite_fits_twenty_minutes_for_eight_rows() {
+    fn default_suite_fits_twenty_minutes_for_ten_rows() {
         let scenarios = scenarios(&args(false, WorkloadOverrides::default())).expect("load");
         assert_eq!(scenarios.len(), DEFAULT_WORKLOADS.len());
-        let estimate = estimate_seconds(8, &scenarios);
+        let estimate = estimate_seconds(10, &scenarios);
         assert!(
             estimate < 20.0 * 60.0,
             "default suite estimate {estimate} s"
@@ -310,12 +337,12 @@ mod tests {
     }
 
     #[test]
-    fn quick_suite_fits_four_minutes_for_eight_rows() {
+    fn quick_suite_fits_four_minutes_for_ten_rows() {
         let scenarios = scenarios(&args(true, WorkloadOverrides::default())).expect("load");
         assert!(scenarios
             .iter()
-            .all(|s| s.repetitions == 1 && s.duration_s == 2.0));
-        let estimate = estimate_seconds(8, &scenarios);
+            .all(|s| s.repetitions == 1 && s.duration_s == QUICK.duration_s));
+        let estimate = estimate_seconds(10, &scenarios);
         assert!(estimate < 4.0 * 60.0, "quick suite estimate {estimate} s");
     }
 
@@ -328,6 +355,6 @@ mod tests {
         let scenarios = scenarios(&args(true, overrides)).expect("load");
         assert!(scenarios
             .iter()
-            .all(|s| s.repetitions == 2 && s.duration_s == 2.0));
+            .all(|s| s.repetitions == 2 && s.duration_s == QUICK.duration_s));
     }
 }
