@@ -34,9 +34,6 @@
 //! - saturated: the load generator's CPU time in the window exceeds [`SATURATION_UTILISATION`]
 //!   of its client cores, or one of its threads exceeds that share of one core.
 
-// Wired up by the run/bench-all orchestration (another module); until then parts are unused.
-#![allow(dead_code)]
-
 mod os;
 mod payload;
 mod publisher;

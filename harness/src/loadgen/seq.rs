@@ -77,6 +77,7 @@ impl SeqTracker {
     }
 
     /// Distinct expected sequence numbers received.
+    #[cfg(test)]
     pub fn unique(&self) -> u64 {
         self.unique
     }
