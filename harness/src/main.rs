@@ -6,14 +6,17 @@
 use clap::{Parser, Subcommand};
 
 mod bench_all;
+mod compare;
 mod cpus;
 mod loadgen;
 mod metrics;
+mod report;
 mod results;
 mod run;
 mod runtimes;
 mod serve;
 mod server_proc;
+mod sweep;
 mod sysinfo;
 mod workload;
 
@@ -32,6 +35,12 @@ enum Command {
     Run(run::RunArgs),
     /// Every available runtime row x every default workload into results/<run-id>/.
     BenchAll(bench_all::BenchAllArgs),
+    /// Charts (SVG) and a self-contained index.html for a results or sweep file.
+    Report(report::ReportArgs),
+    /// Compare two results (files, run directories or commits): every metric's change and verdict.
+    Compare(compare::CompareArgs),
+    /// Raise the offered load step by step until p99 passes the SLO: max sustainable throughput.
+    Sweep(sweep::SweepArgs),
     /// List the runtime rows built into this binary, with their crate versions.
     Runtimes {
         /// Print JSON instead of a table.
@@ -46,6 +55,9 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Run(args) => run::run(args),
         Command::BenchAll(args) => bench_all::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Runtimes { json } => runtimes::list(json),
     };
     match result {

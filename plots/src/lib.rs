@@ -1,1 +1,155 @@
-//! Charts (SVG) and the HTML report from fanbench results JSON
+//! Charts (SVG) and the HTML report from fanbench results JSON.
+//!
+//! This crate reads only JSON (`results.json`, `sweep.json`; results/README.md documents both)
+//! through its own tolerant types in [`model`], so a results file from any commit renders.
+//! [`write_report`] writes one SVG per chart and a self-contained `index.html` with all of
+//! them inlined, a summary table, the environment and the method.
+
+pub mod charts;
+pub mod hist;
+mod html;
+pub mod model;
+pub mod palette;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use charts::per_message::Metric;
+pub use charts::Chart;
+pub use model::{ResultsDoc, SweepDoc};
+
+/// The file name `fanbench bench-all` gives a run's results.
+pub const RESULTS_FILE: &str = "results.json";
+/// The file name `fanbench sweep` gives its output.
+pub const SWEEP_FILE: &str = "sweep.json";
+/// The report's HTML file.
+pub const INDEX_FILE: &str = "index.html";
+
+/// What a report is built from: a results file, a sweep file, or both (one run directory).
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub results: Option<(PathBuf, ResultsDoc)>,
+    pub sweep: Option<(PathBuf, SweepDoc)>,
+}
+
+impl Inputs {
+    /// Loads a run from a `results.json`, a `sweep.json`, or a directory holding either. A
+    /// file's sibling of the other kind (same directory) is loaded too.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let dir = if path.is_dir() {
+            path.to_path_buf()
+        } else {
+            path.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
+        let (results_path, sweep_path) = if path.is_dir() {
+            (dir.join(RESULTS_FILE), dir.join(SWEEP_FILE))
+        } else if !path.exists() {
+            bail!("{} does not exist", path.display());
+        } else if is_sweep_file(path)? {
+            (dir.join(RESULTS_FILE), path.to_path_buf())
+        } else {
+            (path.to_path_buf(), dir.join(SWEEP_FILE))
+        };
+        let results = if results_path.is_file() {
+            Some((results_path.clone(), ResultsDoc::load(&results_path)?))
+        } else {
+            None
+        };
+        let sweep = if sweep_path.is_file() {
+            Some((sweep_path.clone(), SweepDoc::load(&sweep_path)?))
+        } else {
+            None
+        };
+        if results.is_none() && sweep.is_none() {
+            bail!(
+                "no {RESULTS_FILE} or {SWEEP_FILE} found at {}",
+                path.display()
+            );
+        }
+        Ok(Self { results, sweep })
+    }
+
+    /// The directory the inputs live in (where the report goes by default).
+    pub fn dir(&self) -> PathBuf {
+        self.results
+            .as_ref()
+            .map(|(p, _)| p)
+            .or(self.sweep.as_ref().map(|(p, _)| p))
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+}
+
+fn is_sweep_file(path: &Path) -> anyhow::Result<bool> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(default)]
+        kind: Option<String>,
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let kind: Kind = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a fanbench JSON file", path.display()))?;
+    Ok(kind.kind.as_deref() == Some("sweep"))
+}
+
+/// Renders every chart the inputs support.
+pub fn build_charts(
+    results: Option<&ResultsDoc>,
+    sweep: Option<&SweepDoc>,
+) -> anyhow::Result<Vec<Chart>> {
+    let mut out = Vec::new();
+    if let Some(sweep) = sweep {
+        for scenario in charts::sweep::scenarios(sweep) {
+            out.push(
+                charts::sweep::chart(sweep, scenario)
+                    .with_context(|| format!("sweep chart of {scenario}"))?,
+            );
+        }
+    }
+    if let Some(doc) = results {
+        for scenario in doc.scenarios() {
+            let context = || format!("charts of scenario {scenario}");
+            out.push(charts::latency::chart(doc, scenario).with_context(context)?);
+            out.push(charts::spectrum::chart(doc, scenario).with_context(context)?);
+            out.push(charts::timeline::chart(doc, scenario).with_context(context)?);
+            out.push(charts::syscall_mix::chart(doc, scenario).with_context(context)?);
+        }
+        if !doc.results.is_empty() {
+            out.push(charts::per_message::chart(doc, Metric::Syscalls)?);
+            out.push(charts::per_message::chart(doc, Metric::ServerCpu)?);
+        }
+    }
+    Ok(out)
+}
+
+/// What [`write_report`] wrote.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub index: PathBuf,
+    pub charts: Vec<PathBuf>,
+}
+
+/// Writes every chart as SVG and `index.html` into `out_dir` (created if missing).
+pub fn write_report(inputs: &Inputs, out_dir: &Path) -> anyhow::Result<Report> {
+    let results = inputs.results.as_ref().map(|(_, d)| d);
+    let sweep = inputs.sweep.as_ref().map(|(_, d)| d);
+    let charts = build_charts(results, sweep)?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("creating report directory {}", out_dir.display()))?;
+    let mut written = Vec::new();
+    for chart in &charts {
+        let path = out_dir.join(&chart.file_name);
+        std::fs::write(&path, &chart.svg).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    let index = out_dir.join(INDEX_FILE);
+    std::fs::write(&index, html::index(results, sweep, &charts))
+        .with_context(|| format!("writing {}", index.display()))?;
+    Ok(Report {
+        index,
+        charts: written,
+    })
+}

@@ -1,0 +1,370 @@
+//! `fanbench compare A B`: every (workload, runtime, metric) of two results, with a verdict
+//! that counts a change only beyond a threshold and when it is statistically significant over
+//! the repetitions and their per-second windows ([`stats`] says which test and why).
+//!
+//! A and B are results files, run directories, or git commits (the newest run recorded for
+//! that commit under `--results-dir`). Files are read with the tolerant reader of
+//! `fanbench-plots`, so results from any commit with the same schema version compare.
+
+pub mod metrics;
+pub mod render;
+pub mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use fanbench_plots::model::ResultsDoc;
+
+use metrics::{compare, Criteria, Verdict};
+
+/// Options of `fanbench compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Baseline: a results.json, a run directory, or a git commit (newest run of that commit
+    /// under --results-dir).
+    pub base: String,
+    /// New results: same forms as BASE.
+    pub new: String,
+    /// Print a Markdown table instead of plain text.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Smallest change that counts, in percent of the base value.
+    #[arg(long, default_value_t = 5.0, value_name = "PCT")]
+    pub threshold: f64,
+    /// Significance level of the tests (a change must have p below it).
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Exit with status 1 when any metric regressed.
+    #[arg(long)]
+    pub fail_on_regression: bool,
+    /// Print only the rows that improved or regressed.
+    #[arg(long)]
+    pub changes_only: bool,
+    /// Where runs are looked up when BASE or NEW is a commit.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results_dir: PathBuf,
+}
+
+/// A loaded side of the comparison and how to name it.
+pub struct Side {
+    pub path: PathBuf,
+    pub doc: ResultsDoc,
+}
+
+impl Side {
+    fn label(&self) -> String {
+        let commit = self
+            .doc
+            .git
+            .commit
+            .as_deref()
+            .map(|c| {
+                let short: String = c.chars().take(10).collect();
+                let dirty = if self.doc.git.dirty == Some(true) {
+                    "+dirty"
+                } else {
+                    ""
+                };
+                format!(", commit {short}{dirty}")
+            })
+            .unwrap_or_default();
+        format!("{} (run {}{commit})", self.path.display(), self.doc.run_id)
+    }
+}
+
+/// Resolves a results file, run directory, or commit to a loaded results file.
+pub fn resolve(spec: &str, results_dir: &Path) -> anyhow::Result<Side> {
+    let path = Path::new(spec);
+    if path.is_file() {
+        return load(path);
+    }
+    if path.is_dir() {
+        let file = path.join(fanbench_plots::RESULTS_FILE);
+        if !file.is_file() {
+            bail!(
+                "{} is a directory without a {}",
+                path.display(),
+                fanbench_plots::RESULTS_FILE
+            );
+        }
+        return load(&file);
+    }
+    let commit = rev_parse(spec).with_context(|| {
+        format!("{spec:?} is not a results file, a run directory, or a git commit")
+    })?;
+    let file = newest_run_of(&commit, results_dir)?;
+    load(&file)
+}
+
+fn load(path: &Path) -> anyhow::Result<Side> {
+    Ok(Side {
+        path: path.to_path_buf(),
+        doc: ResultsDoc::load(path)?,
+    })
+}
+
+fn rev_parse(rev: &str) -> anyhow::Result<String> {
+    if rev.starts_with('-') {
+        bail!("not a revision");
+    }
+    let out = Command::new("git")
+        .args([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ])
+        .output()
+        .context("running git rev-parse")?;
+    if !out.status.success() {
+        bail!("git does not know a commit {rev:?}");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The results file of the newest run (by start time) recorded for `commit` in `results_dir`.
+pub fn newest_run_of(commit: &str, results_dir: &Path) -> anyhow::Result<PathBuf> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        started_at: Option<String>,
+        #[serde(default)]
+        git: Option<ProbeGit>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ProbeGit {
+        #[serde(default)]
+        commit: Option<String>,
+    }
+    let entries = std::fs::read_dir(results_dir)
+        .with_context(|| format!("listing runs in {}", results_dir.display()))?;
+    let mut best: Option<(String, PathBuf)> = None;
+    for entry in entries.flatten() {
+        let file = entry.path().join(fanbench_plots::RESULTS_FILE);
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Ok(probe) = serde_json::from_str::<Probe>(&text) else {
+            continue;
+        };
+        if probe.git.and_then(|g| g.commit).as_deref() != Some(commit) {
+            continue;
+        }
+        let started = probe.started_at.unwrap_or_default();
+        if best.as_ref().is_none_or(|(b, _)| started > *b) {
+            best = Some((started, file));
+        }
+    }
+    best.map(|(_, file)| file).with_context(|| {
+        format!(
+            "no run of commit {commit} in {} (bench it first, e.g. `just compare {}`)",
+            results_dir.display(),
+            &commit[..commit.len().min(10)]
+        )
+    })
+}
+
+/// `fanbench compare`.
+pub fn run(args: CompareArgs) -> anyhow::Result<()> {
+    if !(args.threshold >= 0.0 && args.threshold.is_finite()) {
+        bail!("--threshold must be a non-negative percentage");
+    }
+    if !(args.alpha > 0.0 && args.alpha < 1.0) {
+        bail!("--alpha must be between 0 and 1");
+    }
+    let base = resolve(&args.base, &args.results_dir).context("BASE")?;
+    let new = resolve(&args.new, &args.results_dir).context("NEW")?;
+    let criteria = Criteria {
+        threshold_pct: args.threshold,
+        alpha: args.alpha,
+    };
+    let comparison = compare(&base.doc, &new.doc, criteria);
+    let output = if args.markdown {
+        render::markdown(&comparison, &base.label(), &new.label(), args.changes_only)
+    } else {
+        render::text(&comparison, &base.label(), &new.label(), args.changes_only)
+    };
+    print!("{output}");
+    let regressed = comparison.count(|v| *v == Verdict::Regressed);
+    if args.fail_on_regression && regressed > 0 {
+        bail!("{regressed} metric(s) regressed (--fail-on-regression)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metrics::{compare, Criteria, Verdict};
+    use super::*;
+    use serde_json::Value;
+
+    fn fixture_text() -> String {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../plots/tests/fixtures/results.json");
+        std::fs::read_to_string(&path).expect("fixture exists")
+    }
+
+    fn scale(value: &mut Value, factor: f64) {
+        if let Some(v) = value.as_f64() {
+            *value = serde_json::json!(v * factor);
+        }
+    }
+
+    /// Throughput x `tp`, p99 latency x `p99` everywhere it appears (summary, repetitions,
+    /// windows), so the file stays self-consistent.
+    fn degraded(tp: f64, p99: f64) -> ResultsDoc {
+        let mut doc: Value = serde_json::from_str(&fixture_text()).expect("fixture is JSON");
+        for result in doc["results"].as_array_mut().expect("results") {
+            scale(&mut result["summary"]["throughput_msgs_per_s"], tp);
+            scale(&mut result["summary"]["latency_us"]["p99"], p99);
+            for rep in result["repetitions"].as_array_mut().expect("reps") {
+                scale(&mut rep["throughput_msgs_per_s"], tp);
+                scale(&mut rep["latency_us"]["p99"], p99);
+                for w in rep["windows"].as_array_mut().expect("windows") {
+                    let delivered = w["delivered"].as_u64().expect("delivered") as f64;
+                    w["delivered"] = serde_json::json!((delivered * tp).round() as u64);
+                    scale(&mut w["latency_p99_us"], p99);
+                }
+            }
+        }
+        ResultsDoc::parse(&doc.to_string()).expect("degraded copy parses")
+    }
+
+    fn criteria() -> Criteria {
+        Criteria {
+            threshold_pct: 5.0,
+            alpha: 0.05,
+        }
+    }
+
+    #[test]
+    fn fixture_follows_the_harness_schema_exactly() {
+        let parsed: crate::results::schema::ResultsFile =
+            serde_json::from_str(&fixture_text()).expect("fixture matches schema.rs");
+        assert_eq!(
+            parsed.schema_version,
+            crate::results::schema::SCHEMA_VERSION
+        );
+    }
+
+    #[test]
+    fn a_run_compared_with_itself_has_no_change_and_no_regression() {
+        let doc = ResultsDoc::parse(&fixture_text()).expect("fixture parses");
+        let c = compare(&doc, &doc, criteria());
+        assert!(!c.rows.is_empty());
+        assert_eq!(c.count(|v| *v == Verdict::Regressed), 0);
+        assert_eq!(c.count(|v| *v == Verdict::Improved), 0);
+        assert!(c
+            .rows
+            .iter()
+            .all(|r| r.change.is_none() || r.change == Some(0.0)));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn throughput_cut_30_percent_and_p99_up_50_percent_regress() {
+        let base = ResultsDoc::parse(&fixture_text()).expect("fixture parses");
+        let new = degraded(0.7, 1.5);
+        let c = compare(&base, &new, criteria());
+        for metric in ["throughput", "latency p99"] {
+            let rows: Vec<_> = c
+                .rows
+                .iter()
+                .filter(|r| r.metric == metric && r.runtime != "tokio-mt")
+                .collect();
+            assert!(!rows.is_empty());
+            for row in rows {
+                assert_eq!(row.verdict, Verdict::Regressed, "{row:?}");
+            }
+        }
+        // The fixture's invalid result (tokio-mt on fanout-100) is never judged.
+        let invalid = c
+            .rows
+            .iter()
+            .find(|r| r.runtime == "tokio-mt" && r.scenario == "fanout-100")
+            .expect("row present");
+        assert!(matches!(invalid.verdict, Verdict::Excluded(_)));
+        // Untouched metrics stay unchanged.
+        assert!(c
+            .rows
+            .iter()
+            .filter(|r| r.metric == "syscalls/msg")
+            .all(|r| !matches!(r.verdict, Verdict::Regressed | Verdict::Improved)));
+    }
+
+    #[test]
+    fn improvement_is_reported_as_improved() {
+        let base = ResultsDoc::parse(&fixture_text()).expect("fixture parses");
+        let new = degraded(1.0, 0.5);
+        let c = compare(&base, &new, criteria());
+        let row = c
+            .rows
+            .iter()
+            .find(|r| r.metric == "latency p99" && r.runtime == "uring")
+            .expect("row");
+        assert_eq!(row.verdict, Verdict::Improved);
+    }
+
+    #[test]
+    fn change_within_threshold_is_no_change_even_if_significant() {
+        let base = ResultsDoc::parse(&fixture_text()).expect("fixture parses");
+        let new = degraded(0.97, 1.0);
+        let c = compare(&base, &new, criteria());
+        let row = c
+            .rows
+            .iter()
+            .find(|r| r.metric == "throughput" && r.runtime == "uring")
+            .expect("row");
+        assert_eq!(row.verdict, Verdict::NoChange, "{row:?}");
+        assert!(row.note.contains("within"), "{}", row.note);
+    }
+
+    #[test]
+    fn summary_edited_without_its_repetitions_is_warned_about() {
+        let mut doc: Value = serde_json::from_str(&fixture_text()).expect("JSON");
+        scale(
+            &mut doc["results"][0]["summary"]["throughput_msgs_per_s"],
+            0.5,
+        );
+        let edited = ResultsDoc::parse(&doc.to_string()).expect("parses");
+        let base = ResultsDoc::parse(&fixture_text()).expect("parses");
+        let c = compare(&base, &edited, criteria());
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("median of its repetitions")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn markdown_output_is_a_table_with_a_row_per_metric() {
+        let base = ResultsDoc::parse(&fixture_text()).expect("fixture parses");
+        let new = degraded(0.7, 1.5);
+        let c = compare(&base, &new, criteria());
+        let md = render::markdown(&c, "a", "b", false);
+        let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(
+            table[0],
+            "| workload | runtime | metric | base | new | change | verdict | test |"
+        );
+        assert!(table[1].starts_with("|---|"));
+        assert_eq!(table.len(), 2 + c.rows.len());
+        assert!(md.contains("| **regressed** |"));
+        assert!(md.contains("-30.0%") && md.contains("+50.0%"));
+    }
+
+    #[test]
+    fn missing_pair_is_reported_on_its_side() {
+        let base = ResultsDoc::parse(&fixture_text()).expect("fixture parses");
+        let mut new = base.clone();
+        new.results.retain(|e| e.runtime != "nats-server");
+        let c = compare(&base, &new, criteria());
+        assert!(c
+            .rows
+            .iter()
+            .any(|r| r.runtime == "nats-server" && r.verdict == Verdict::OnlyIn("base")));
+    }
+}

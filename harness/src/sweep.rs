@@ -1,0 +1,479 @@
+//! `fanbench sweep`: offered load rising step by step until p99 passes an SLO, messages are
+//! lost, or the run becomes invalid; the largest offered load that met every condition is the
+//! runtime's max sustainable throughput. Writes `sweep.json` (results/README.md, "Sweeps")
+//! and draws latency vs offered load, one line per runtime: the headline chart.
+//!
+//! Each step is one [`measure`] call (a fresh server per step, pinned like every run), so a
+//! step is exactly as trustworthy as a `fanbench run`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::results::schema::{
+    GitInfo, HostInfo, ResultsFile, Scenario, ScenarioResult, Toolchain, SCHEMA_VERSION,
+};
+use crate::run::{measure, new_results_file, MeasureError, Placement, PlacementArgs, Row};
+use crate::sysinfo;
+use crate::workload::{self, parse_duration, WorkloadOverrides};
+
+/// The workload bench-all sweeps.
+pub const BENCH_ALL_WORKLOAD: &str = "fanout-100";
+
+/// Options of `fanbench sweep`.
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    /// Runtime rows to sweep (`fanbench runtimes`, or nats-server); repeat the flag or separate
+    /// names with commas.
+    #[arg(long = "runtime", value_delimiter = ',', required = true)]
+    pub runtimes: Vec<String>,
+    /// Workload whose rate is swept (name or TOML file).
+    #[arg(long, default_value = BENCH_ALL_WORKLOAD)]
+    pub workload: String,
+    /// p99 latency objective: a step whose p99 exceeds it ends the sweep ("10ms", "500us").
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    pub slo: Duration,
+    /// First step's rate as a fraction of the workload's rate (--rate overrides the workload's).
+    #[arg(long, default_value_t = 0.25)]
+    pub start_fraction: f64,
+    /// Each step multiplies the rate by this.
+    #[arg(long, default_value_t = 2.0)]
+    pub step_factor: f64,
+    /// Most steps per runtime.
+    #[arg(long, default_value_t = 8)]
+    pub max_steps: u32,
+    /// Short steps: 0.25 s warm-up, 1 s window, at most 4 steps (bench-all --quick: 3).
+    #[arg(long)]
+    pub quick: bool,
+    /// Results directory: the sweep writes DIR/<run-id>/sweep.json and its charts.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub overrides: WorkloadOverrides,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+}
+
+/// How the load rises and when a step counts.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub slo_p99_us: f64,
+    pub start_rate_per_publisher: f64,
+    pub step_factor: f64,
+    pub max_steps: u32,
+}
+
+impl Settings {
+    /// Step timing for bench-all and `--quick`: short windows, one repetition per step.
+    pub fn step_timing(scenario: &mut Scenario, quick: bool) {
+        if quick {
+            scenario.warmup_s = 0.25;
+            scenario.duration_s = 1.0;
+        } else {
+            scenario.warmup_s = scenario.warmup_s.min(0.5);
+            scenario.duration_s = scenario.duration_s.min(2.0);
+        }
+        scenario.repetitions = 1;
+    }
+}
+
+/// `sweep.json`.
+#[derive(Debug, Serialize)]
+pub struct SweepFile {
+    pub schema_version: u32,
+    /// Always `"sweep"` (tells it apart from a results.json).
+    pub kind: &'static str,
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub command: Vec<String>,
+    pub git: GitInfo,
+    pub host: HostInfo,
+    pub toolchain: Toolchain,
+    pub slo_p99_us: f64,
+    pub step_factor: f64,
+    pub sweeps: Vec<Sweep>,
+}
+
+/// One runtime's sweep of one workload.
+#[derive(Debug, Serialize)]
+pub struct Sweep {
+    pub scenario: String,
+    pub runtime: String,
+    pub steps: Vec<Step>,
+    /// Largest offered load (deliveries/s) of a sustained step; null when none was.
+    pub max_sustainable_msgs_per_s: Option<f64>,
+    pub max_sustainable_null_reason: Option<String>,
+    /// Why the sweep ended.
+    pub stop_reason: String,
+}
+
+/// One offered load.
+#[derive(Debug, Serialize)]
+pub struct Step {
+    pub rate_per_publisher: f64,
+    /// publishers x rate x subscribers per publisher: deliveries per second offered.
+    pub offered_msgs_per_s: f64,
+    /// p99 within the SLO, nothing lost, run valid.
+    pub sustained: bool,
+    /// Why not, when not.
+    pub unsustained_reasons: Vec<String>,
+    pub result: ScenarioResult,
+}
+
+fn offered(s: &Scenario) -> f64 {
+    f64::from(s.publishers) * s.rate_per_publisher * f64::from(s.subscribers_per_publisher)
+}
+
+/// Why a step does not count (empty: it does).
+pub fn unsustained_reasons(result: &ScenarioResult, slo_p99_us: f64) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let h = &result.summary.headline;
+    if h.latency_us.p99 > slo_p99_us {
+        reasons.push(format!(
+            "p99 {:.0} us > SLO {:.0} us",
+            h.latency_us.p99, slo_p99_us
+        ));
+    }
+    if h.lost > 0 {
+        reasons.push(format!("{} messages lost", h.lost));
+    }
+    if !result.valid {
+        reasons.push(format!("invalid: {}", result.invalid_reasons.join("; ")));
+    }
+    reasons
+}
+
+/// Sweeps one row: steps until a step is not sustained or `max_steps` ran.
+pub fn sweep_row(
+    row: Row,
+    base: &Scenario,
+    settings: &Settings,
+    placement: &Placement,
+    log_dir: &Path,
+    on_step: &mut dyn FnMut(&Step),
+) -> Sweep {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut stop_reason = format!("reached {} steps, every one sustained", settings.max_steps);
+    let mut rate = settings.start_rate_per_publisher;
+    for index in 0..settings.max_steps {
+        let mut scenario = base.clone();
+        scenario.rate_per_publisher = rate;
+        let load = offered(&scenario);
+        let step_log = log_dir.join(format!("sweep-step{index}"));
+        match measure(row, &scenario, placement, &step_log, &mut |_| {}) {
+            Ok(result) => {
+                let reasons = unsustained_reasons(&result, settings.slo_p99_us);
+                let step = Step {
+                    rate_per_publisher: rate,
+                    offered_msgs_per_s: load,
+                    sustained: reasons.is_empty(),
+                    unsustained_reasons: reasons.clone(),
+                    result,
+                };
+                on_step(&step);
+                steps.push(step);
+                if !reasons.is_empty() {
+                    stop_reason = format!(
+                        "step {index} at {load:.0} deliveries/s: {}",
+                        reasons.join("; ")
+                    );
+                    break;
+                }
+            }
+            Err(MeasureError::Start(err)) => {
+                stop_reason = format!("server did not start: {err:#}");
+                break;
+            }
+            Err(MeasureError::Run(err)) => {
+                stop_reason = format!("step {index} at {load:.0} deliveries/s failed: {err:#}");
+                break;
+            }
+        }
+        rate *= settings.step_factor;
+    }
+    let max = steps
+        .iter()
+        .take_while(|s| s.sustained)
+        .map(|s| s.offered_msgs_per_s)
+        .fold(None, |acc: Option<f64>, v| {
+            Some(acc.map_or(v, |a| a.max(v)))
+        });
+    Sweep {
+        scenario: base.name.clone(),
+        runtime: row.name().to_string(),
+        max_sustainable_null_reason: max
+            .is_none()
+            .then(|| format!("no step was sustained ({stop_reason})")),
+        max_sustainable_msgs_per_s: max,
+        steps,
+        stop_reason,
+    }
+}
+
+/// Sweeps every row and returns the file (provenance copied from `provenance`).
+pub fn sweep_rows(
+    rows: &[Row],
+    base: &Scenario,
+    settings: &Settings,
+    placement: &Placement,
+    log_dir: &Path,
+    provenance: &ResultsFile,
+) -> SweepFile {
+    let mut sweeps = Vec::new();
+    for row in rows {
+        eprintln!(
+            "fanbench: sweep {} on {}: from {:.0} deliveries/s, x{} per step, SLO p99 {:.0} us",
+            base.name,
+            row.name(),
+            offered(&Scenario {
+                rate_per_publisher: settings.start_rate_per_publisher,
+                ..base.clone()
+            }),
+            settings.step_factor,
+            settings.slo_p99_us
+        );
+        let sweep = sweep_row(*row, base, settings, placement, log_dir, &mut |step| {
+            eprintln!(
+                "fanbench:   {:>10.0} deliveries/s offered: p99 {:>9.0} us, lost {}, {}",
+                step.offered_msgs_per_s,
+                step.result.summary.headline.latency_us.p99,
+                step.result.summary.headline.lost,
+                if step.sustained {
+                    "sustained".to_string()
+                } else {
+                    format!("not sustained ({})", step.unsustained_reasons.join("; "))
+                }
+            )
+        });
+        eprintln!(
+            "fanbench:   {}: max sustainable {}; stopped: {}",
+            row.name(),
+            sweep
+                .max_sustainable_msgs_per_s
+                .map_or("none".to_string(), |m| format!("{m:.0} deliveries/s")),
+            sweep.stop_reason
+        );
+        sweeps.push(sweep);
+    }
+    SweepFile {
+        schema_version: SCHEMA_VERSION,
+        kind: "sweep",
+        run_id: provenance.run_id.clone(),
+        started_at: provenance.started_at.clone(),
+        finished_at: Some(sysinfo::rfc3339(SystemTime::now())),
+        command: std::env::args().collect(),
+        git: provenance.git.clone(),
+        host: provenance.host.clone(),
+        toolchain: provenance.toolchain.clone(),
+        slo_p99_us: settings.slo_p99_us,
+        step_factor: settings.step_factor,
+        sweeps,
+    }
+}
+
+/// Writes `sweep.json` into `dir` (atomically: temp file, then rename).
+pub fn write_sweep(dir: &Path, file: &SweepFile) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(fanbench_plots::SWEEP_FILE);
+    let tmp = dir.join(format!(".{}.tmp", fanbench_plots::SWEEP_FILE));
+    let json = serde_json::to_vec_pretty(file).context("serializing the sweep")?;
+    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(path)
+}
+
+/// bench-all's sweep: `fanout-100` on every available row, into the run directory, with
+/// short steps. Returns the path written; failures are the caller's to report.
+pub fn bench_all_sweep(
+    rows: &[Row],
+    scenario: &Scenario,
+    quick: bool,
+    placement: &Placement,
+    run_dir: &Path,
+    provenance: &ResultsFile,
+) -> anyhow::Result<PathBuf> {
+    let mut base = scenario.clone();
+    Settings::step_timing(&mut base, quick);
+    let settings = Settings {
+        slo_p99_us: 10_000.0,
+        start_rate_per_publisher: scenario.rate_per_publisher * 0.25,
+        step_factor: 2.0,
+        max_steps: if quick { 3 } else { 7 },
+    };
+    let file = sweep_rows(
+        rows,
+        &base,
+        &settings,
+        placement,
+        &run_dir.join("logs"),
+        provenance,
+    );
+    write_sweep(run_dir, &file)
+}
+
+/// `fanbench sweep`.
+pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    if !(args.step_factor > 1.0 && args.step_factor.is_finite()) {
+        bail!("--step-factor must be greater than 1");
+    }
+    if !(args.start_fraction > 0.0 && args.start_fraction.is_finite()) {
+        bail!("--start-fraction must be positive");
+    }
+    if args.max_steps == 0 {
+        bail!("--max-steps must be at least 1");
+    }
+    let rows: Vec<Row> = args
+        .runtimes
+        .iter()
+        .map(|name| Row::named(name.trim()))
+        .collect::<anyhow::Result<_>>()?;
+    let dir = workload::workloads_dir(args.overrides.workloads_dir.as_deref());
+    let mut base = workload::load(&args.workload, &dir)?;
+    if args.quick {
+        Settings::step_timing(&mut base, true);
+    } else {
+        base.repetitions = 1;
+    }
+    let base = args.overrides.apply(base)?;
+    let placement = args.placement.resolve()?;
+    for row in &rows {
+        if let Some(reason) = row.info(&placement).unavailable_reason {
+            bail!("runtime {} is unavailable: {reason}", row.name());
+        }
+    }
+    let settings = Settings {
+        slo_p99_us: args.slo.as_secs_f64() * 1e6,
+        start_rate_per_publisher: base.rate_per_publisher * args.start_fraction,
+        step_factor: args.step_factor,
+        max_steps: if args.quick {
+            args.max_steps.min(4)
+        } else {
+            args.max_steps
+        },
+    };
+    let provenance = new_results_file(
+        SystemTime::now(),
+        rows.iter().map(|r| r.info(&placement)).collect(),
+    );
+    let run_dir = args.out.join(&provenance.run_id);
+    let file = sweep_rows(
+        &rows,
+        &base,
+        &settings,
+        &placement,
+        &run_dir.join("logs"),
+        &provenance,
+    );
+    let path = write_sweep(&run_dir, &file)?;
+    eprintln!("fanbench: sweep written to {}", path.display());
+    let report = crate::report::render(&path, None)?;
+    eprintln!("fanbench: chart and report in {}", report.index.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::schema::Percentiles;
+
+    fn percentiles(p99: f64) -> Percentiles {
+        Percentiles {
+            p50: p99 / 2.0,
+            p90: p99 / 1.5,
+            p99,
+            p999: p99,
+            max: p99,
+            mean: p99 / 2.0,
+            count: 10,
+        }
+    }
+
+    fn result(p99: f64, lost: u64, valid: bool) -> ScenarioResult {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../plots/tests/fixtures/results.json"),
+        )
+        .expect("fixture");
+        let file: ResultsFile = serde_json::from_str(&text).expect("fixture parses");
+        let mut r = file.results[0].clone();
+        r.summary.headline.latency_us = percentiles(p99);
+        r.summary.headline.lost = lost;
+        r.valid = valid;
+        if !valid {
+            r.invalid_reasons = vec!["rep 0: load generator behind schedule".into()];
+        }
+        r
+    }
+
+    #[test]
+    fn a_step_counts_only_within_slo_without_loss_and_valid() {
+        assert!(unsustained_reasons(&result(9_000.0, 0, true), 10_000.0).is_empty());
+        let over = unsustained_reasons(&result(12_000.0, 0, true), 10_000.0);
+        assert_eq!(over.len(), 1);
+        assert!(over[0].contains("SLO"), "{over:?}");
+        assert!(
+            unsustained_reasons(&result(100.0, 3, true), 10_000.0)[0].contains("3 messages lost")
+        );
+        assert!(unsustained_reasons(&result(100.0, 0, false), 10_000.0)[0].contains("invalid"));
+    }
+
+    #[test]
+    fn quick_step_timing_is_short_and_single_repetition() {
+        let mut s = result(1.0, 0, true).scenario_config;
+        Settings::step_timing(&mut s, true);
+        assert_eq!((s.warmup_s, s.duration_s, s.repetitions), (0.25, 1.0, 1));
+    }
+
+    #[test]
+    fn sweep_file_serializes_as_a_sweep_the_report_reads() {
+        let r = result(500.0, 0, true);
+        let file = SweepFile {
+            schema_version: SCHEMA_VERSION,
+            kind: "sweep",
+            run_id: "x".into(),
+            started_at: "2025-01-01T00:00:00Z".into(),
+            finished_at: None,
+            command: vec![],
+            git: GitInfo {
+                commit: None,
+                dirty: None,
+                null_reason: Some("test".into()),
+            },
+            host: HostInfo {
+                hostname: None,
+                kernel: "k".into(),
+                kernel_version: None,
+                cpu: "c".into(),
+                cores: 2,
+                memory_bytes: 1,
+            },
+            toolchain: Toolchain {
+                rustc: None,
+                fanbench: "0".into(),
+            },
+            slo_p99_us: 10_000.0,
+            step_factor: 2.0,
+            sweeps: vec![Sweep {
+                scenario: r.scenario.clone(),
+                runtime: r.runtime.clone(),
+                steps: vec![Step {
+                    rate_per_publisher: 10.0,
+                    offered_msgs_per_s: 250.0,
+                    sustained: true,
+                    unsustained_reasons: vec![],
+                    result: r,
+                }],
+                max_sustainable_msgs_per_s: Some(250.0),
+                max_sustainable_null_reason: None,
+                stop_reason: "reached 1 steps, every one sustained".into(),
+            }],
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_sweep(dir.path(), &file).expect("written");
+        let read = fanbench_plots::SweepDoc::load(&path).expect("the report's reader loads it");
+        assert_eq!(read.sweeps[0].max_sustainable_msgs_per_s, Some(250.0));
+        assert_eq!(read.sweeps[0].steps.len(), 1);
+    }
+}

@@ -1,0 +1,184 @@
+//! Cost per delivered message (syscalls, server CPU): one panel per scenario, one bar per
+//! runtime, each panel with its own linear axis (scenarios differ by orders of magnitude).
+
+use plotters::prelude::*;
+
+use super::{
+    category_label, fmt_sig3, label_above, plot_err, render_svg, zero_based_range, Chart, FONT,
+    TITLE_SIZE,
+};
+use crate::model::{Entry, Headline, ResultsDoc};
+use crate::palette::runtime_colour;
+
+/// Which per-message cost to draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Syscalls,
+    ServerCpu,
+}
+
+impl Metric {
+    fn value(self, h: &Headline) -> Option<f64> {
+        match self {
+            Metric::Syscalls => h.syscalls_per_msg,
+            Metric::ServerCpu => h.server_cpu_us_per_msg,
+        }
+    }
+
+    fn file_name(self) -> &'static str {
+        match self {
+            Metric::Syscalls => "syscalls-per-msg.svg",
+            Metric::ServerCpu => "cpu-per-msg.svg",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Metric::Syscalls => "Server syscalls per delivered message",
+            Metric::ServerCpu => "Server CPU time per delivered message",
+        }
+    }
+
+    fn y_desc(self) -> &'static str {
+        match self {
+            Metric::Syscalls => "syscalls / message",
+            Metric::ServerCpu => "CPU µs / message",
+        }
+    }
+
+    fn caption(self) -> &'static str {
+        match self {
+            Metric::Syscalls => {
+                "raw_syscalls:sys_enter events on every server thread in the measured window, \
+                 divided by messages delivered to healthy subscribers (median over repetitions). \
+                 Below 1 means writes are coalesced across messages. Hollow bars are invalid \
+                 runs; n/a means the count could not be taken (reason in the table). Lower is \
+                 better."
+            }
+            Metric::ServerCpu => {
+                "Server process CPU (user + sys, all threads) in the measured window divided by \
+                 delivered messages (median over repetitions). Hollow bars are invalid runs; \
+                 n/a means it could not be measured (reason in the table). Lower is better."
+            }
+        }
+    }
+}
+
+fn rep_range(entry: &Entry, metric: Metric) -> Option<(f64, f64)> {
+    let values: Vec<f64> = entry
+        .repetitions
+        .iter()
+        .filter_map(|r| metric.value(&r.headline))
+        .collect();
+    if values.len() < 2 {
+        return None;
+    }
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(0.0_f64, f64::max);
+    Some((lo, hi))
+}
+
+/// The per-message chart of `metric` over every scenario.
+pub fn chart(doc: &ResultsDoc, metric: Metric) -> anyhow::Result<Chart> {
+    let scenarios = doc.scenarios();
+    let columns = scenarios.len().clamp(1, 3);
+    let rows = scenarios.len().div_ceil(columns).max(1);
+    let title = metric.title().to_owned();
+    let panel_height = 330;
+    let size = (1200, 50 + panel_height * rows as u32);
+
+    let svg = render_svg(size, |root| {
+        let titled = root.titled(&title, (FONT, TITLE_SIZE)).map_err(plot_err)?;
+        let panels = titled.split_evenly((rows, columns));
+        for (panel, scenario) in panels.iter().zip(&scenarios) {
+            let entries = doc.entries_of(scenario);
+            let names: Vec<String> = entries.iter().map(|e| e.runtime.clone()).collect();
+            let max = entries
+                .iter()
+                .filter_map(|e| {
+                    let median = metric.value(&e.summary.headline)?;
+                    Some(rep_range(e, metric).map_or(median, |(_, hi)| hi.max(median)))
+                })
+                .fold(0.0_f64, f64::max);
+            let count = entries.len().max(1);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(*scenario, (FONT, 17))
+                .margin(10)
+                .x_label_area_size(if count > 4 { 56 } else { 36 })
+                .y_label_area_size(64)
+                .build_cartesian_2d(-0.5..(count as f64 - 0.5), 0.0..zero_based_range(max))
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .bold_line_style(super::GRID_BOLD)
+                .light_line_style(super::GRID_LIGHT)
+                .disable_x_mesh()
+                .x_labels(count)
+                .x_label_formatter(&|x| category_label(&names, *x))
+                .x_label_style(if count > 4 {
+                    (FONT, 12).into_font().transform(FontTransform::Rotate90)
+                } else {
+                    (FONT, 13).into_font()
+                })
+                .y_label_formatter(&|y| super::fmt_axis(*y))
+                .y_desc(metric.y_desc())
+                .label_style((FONT, 12))
+                .axis_desc_style((FONT, 13))
+                .draw()
+                .map_err(plot_err)?;
+            for (i, entry) in entries.iter().enumerate() {
+                let x = i as f64;
+                let colour = runtime_colour(&entry.runtime);
+                let Some(value) = metric.value(&entry.summary.headline) else {
+                    chart
+                        .draw_series(std::iter::once(Text::new(
+                            "n/a",
+                            (x, zero_based_range(max) * 0.04),
+                            label_above(13, RGBColor(0x70, 0x70, 0x70)),
+                        )))
+                        .map_err(plot_err)?;
+                    continue;
+                };
+                let style = if entry.valid {
+                    colour.filled()
+                } else {
+                    colour.stroke_width(2)
+                };
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x - 0.32, 0.0), (x + 0.32, value)],
+                        style,
+                    )))
+                    .map_err(plot_err)?;
+                if let Some((lo, hi)) = rep_range(entry, metric) {
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            vec![(x, lo), (x, hi)],
+                            BLACK.stroke_width(1),
+                        )))
+                        .map_err(plot_err)?;
+                }
+                let mut label = fmt_sig3(value);
+                if !entry.valid {
+                    label.push_str(" invalid");
+                }
+                let top = rep_range(entry, metric).map_or(value, |(_, hi)| hi.max(value));
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        label,
+                        (x, top + zero_based_range(max) * 0.02),
+                        label_above(12, BLACK),
+                    )))
+                    .map_err(plot_err)?;
+            }
+        }
+        Ok(())
+    })?;
+
+    Ok(Chart {
+        file_name: metric.file_name().to_owned(),
+        title,
+        caption: metric.caption().to_owned(),
+        svg,
+    })
+}

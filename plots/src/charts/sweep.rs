@@ -1,0 +1,158 @@
+//! The headline chart: p99 latency against offered load, one line per runtime, from a sweep
+//! (`fanbench sweep`), with the SLO and each runtime's max sustainable throughput.
+
+use plotters::prelude::*;
+
+use super::{
+    decade_range, fmt_latency_us, fmt_rate, label_above, plot_err, render_svg, slug, Chart,
+    DESC_SIZE, FONT, LABEL_SIZE, TITLE_SIZE,
+};
+use crate::model::{Sweep, SweepDoc};
+use crate::palette::runtime_colour;
+
+const SLO_RED: RGBColor = RGBColor(0xC0, 0x00, 0x00);
+
+/// Scenario names in the order they first appear in the sweep file.
+pub fn scenarios(doc: &SweepDoc) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for sweep in &doc.sweeps {
+        if !names.contains(&sweep.scenario.as_str()) {
+            names.push(&sweep.scenario);
+        }
+    }
+    names
+}
+
+fn legend_label(sweep: &Sweep) -> String {
+    match sweep.max_sustainable_msgs_per_s {
+        Some(max) => format!("{}: max {} msg/s", sweep.runtime, fmt_rate(max)),
+        None => format!("{}: no sustainable step", sweep.runtime),
+    }
+}
+
+/// The latency-vs-load chart of one scenario of a sweep file.
+pub fn chart(doc: &SweepDoc, scenario: &str) -> anyhow::Result<Chart> {
+    let title = format!(
+        "{scenario}: p99 latency vs offered load (SLO {})",
+        fmt_latency_us(doc.slo_p99_us)
+    );
+    let sweeps: Vec<&Sweep> = doc
+        .sweeps
+        .iter()
+        .filter(|s| s.scenario == scenario)
+        .collect();
+    let points = sweeps.iter().flat_map(|s| &s.steps);
+    let (x_max, y_min, y_max) = points.fold(
+        (1.0_f64, doc.slo_p99_us, doc.slo_p99_us),
+        |(xm, lo, hi), step| {
+            let p99 = step.result.summary.headline.latency_us.p99;
+            (xm.max(step.offered_msgs_per_s), lo.min(p99), hi.max(p99))
+        },
+    );
+    let (y_lo, y_hi) = decade_range(y_min, y_max * 1.5);
+    let x_hi = x_max * 1.08;
+
+    let svg = render_svg((1000, 560), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(&title, (FONT, TITLE_SIZE))
+            .margin(14)
+            .x_label_area_size(48)
+            .y_label_area_size(84)
+            .build_cartesian_2d(0.0..x_hi, (y_lo..y_hi).log_scale())
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .bold_line_style(super::GRID_BOLD)
+            .light_line_style(super::GRID_LIGHT)
+            .x_label_formatter(&|x| fmt_rate(*x))
+            .y_label_formatter(&|y| fmt_latency_us(*y))
+            .x_desc("offered load: deliveries / s (publishers x rate x subscribers)")
+            .y_desc("p99 latency from intended send time (log)")
+            .label_style((FONT, LABEL_SIZE))
+            .axis_desc_style((FONT, DESC_SIZE))
+            .draw()
+            .map_err(plot_err)?;
+
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, doc.slo_p99_us), (x_hi, doc.slo_p99_us)],
+                10,
+                6,
+                SLO_RED.stroke_width(2),
+            ))
+            .map_err(plot_err)?
+            .label(format!("SLO: p99 {}", fmt_latency_us(doc.slo_p99_us)))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO_RED.stroke_width(2)));
+
+        for sweep in &sweeps {
+            let colour = runtime_colour(&sweep.runtime);
+            let line: Vec<(f64, f64)> = sweep
+                .steps
+                .iter()
+                .map(|s| {
+                    (
+                        s.offered_msgs_per_s,
+                        s.result.summary.headline.latency_us.p99,
+                    )
+                })
+                .collect();
+            chart
+                .draw_series(LineSeries::new(
+                    line.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(plot_err)?
+                .label(legend_label(sweep))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
+            for (step, point) in sweep.steps.iter().zip(&line) {
+                let style = if step.sustained {
+                    colour.filled()
+                } else {
+                    colour.stroke_width(2)
+                };
+                chart
+                    .draw_series(std::iter::once(Circle::new(*point, 5, style)))
+                    .map_err(plot_err)?;
+            }
+            if let Some(max) = sweep.max_sustainable_msgs_per_s {
+                if let Some(step) = sweep.steps.iter().find(|s| s.offered_msgs_per_s == max) {
+                    let p99 = step.result.summary.headline.latency_us.p99;
+                    chart
+                        .draw_series(std::iter::once(Text::new(
+                            format!("max {}", fmt_rate(max)),
+                            (max, p99 * 1.25),
+                            label_above(12, colour),
+                        )))
+                        .map_err(plot_err)?;
+                }
+            }
+        }
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(plot_err)?
+            .label("hollow point: step not sustained")
+            .legend(|(x, y)| Circle::new((x + 9, y), 5, BLACK.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font((FONT, 13))
+            .draw()
+            .map_err(plot_err)?;
+        Ok(())
+    })?;
+
+    Ok(Chart {
+        file_name: format!("sweep-{}.svg", slug(scenario)),
+        title,
+        caption: "Offered load rises step by step until p99 passes the SLO, messages are lost \
+                  or the run becomes invalid. Filled points met every condition; the largest \
+                  such offered load is the runtime's max sustainable throughput. Further right \
+                  before the line crosses the SLO is better."
+            .to_owned(),
+        svg,
+    })
+}

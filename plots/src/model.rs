@@ -1,0 +1,463 @@
+//! A tolerant reader for `results.json` and `sweep.json` (results/README.md documents both).
+//!
+//! These types deliberately mirror only the fields the views need. Unknown fields are ignored
+//! and optional fields default, so a file written by any commit with the same
+//! `schema_version` loads; a file with a different major version is refused with a clear
+//! error instead of being half-understood.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// The results schema version these readers understand.
+pub const SUPPORTED_SCHEMA_VERSION: u32 = 1;
+
+/// One `results.json`: provenance and one [`Entry`] per (scenario, runtime).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResultsDoc {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub run_id: String,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub git: Git,
+    #[serde(default)]
+    pub host: Host,
+    #[serde(default)]
+    pub toolchain: Toolchain,
+    #[serde(default)]
+    pub runtimes: Vec<RuntimeInfo>,
+    #[serde(default)]
+    pub results: Vec<Entry>,
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Git {
+    #[serde(default)]
+    pub commit: Option<String>,
+    #[serde(default)]
+    pub dirty: Option<bool>,
+    #[serde(default)]
+    pub null_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Host {
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub kernel: Option<String>,
+    #[serde(default)]
+    pub kernel_version: Option<String>,
+    #[serde(default)]
+    pub cpu: Option<String>,
+    #[serde(default)]
+    pub cores: Option<u32>,
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Toolchain {
+    #[serde(default)]
+    pub rustc: Option<String>,
+    #[serde(default)]
+    pub fanbench: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuntimeInfo {
+    pub name: String,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub versions: BTreeMap<String, String>,
+    #[serde(default = "default_true")]
+    pub available: bool,
+    #[serde(default)]
+    pub unavailable_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Skipped {
+    #[serde(default)]
+    pub scenario: Option<String>,
+    pub runtime: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// All repetitions of one scenario on one runtime.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Entry {
+    pub scenario: String,
+    pub runtime: String,
+    #[serde(default)]
+    pub scenario_config: Option<ScenarioConfig>,
+    #[serde(default)]
+    pub runtime_config: Option<RuntimeConfig>,
+    pub valid: bool,
+    #[serde(default)]
+    pub invalid_reasons: Vec<String>,
+    #[serde(default)]
+    pub repetitions: Vec<Repetition>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScenarioConfig {
+    #[serde(default)]
+    pub description: String,
+    pub publishers: u32,
+    pub subscribers_per_publisher: u32,
+    pub rate_per_publisher: f64,
+    pub payload_bytes: u64,
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+    #[serde(default)]
+    pub warmup_s: Option<f64>,
+    #[serde(default)]
+    pub repetitions: Option<u32>,
+    #[serde(default)]
+    pub slow_subscribers: u32,
+}
+
+impl ScenarioConfig {
+    /// Deliveries per second the load generator offers: publishers x rate x subscribers.
+    pub fn offered_deliveries_per_s(&self) -> f64 {
+        f64::from(self.publishers)
+            * self.rate_per_publisher
+            * f64::from(self.subscribers_per_publisher)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RuntimeConfig {
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub server_cpus: Option<Vec<usize>>,
+    #[serde(default)]
+    pub client_cpus: Vec<usize>,
+}
+
+/// The headline numbers, shared by repetitions and summaries (results/README.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Headline {
+    pub throughput_msgs_per_s: f64,
+    pub latency_us: Percentiles,
+    #[serde(default)]
+    pub service_latency_us: Option<Percentiles>,
+    #[serde(default)]
+    pub pacing_lag_us: Option<Percentiles>,
+    #[serde(default)]
+    pub delivered: u64,
+    #[serde(default)]
+    pub expected: u64,
+    #[serde(default)]
+    pub lost: u64,
+    #[serde(default)]
+    pub syscalls_per_msg: Option<f64>,
+    #[serde(default)]
+    pub syscalls_per_msg_null_reason: Option<String>,
+    #[serde(default)]
+    pub sqes_per_msg: Option<f64>,
+    #[serde(default)]
+    pub sqes_per_msg_null_reason: Option<String>,
+    #[serde(default)]
+    pub server_cpu_us_per_msg: Option<f64>,
+    #[serde(default)]
+    pub server_cpu_us_per_msg_null_reason: Option<String>,
+    #[serde(default)]
+    pub server_peak_rss_bytes: Option<f64>,
+    #[serde(default)]
+    pub server_peak_rss_bytes_null_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+    #[serde(default)]
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Summary {
+    #[serde(default)]
+    pub repetitions: u32,
+    #[serde(default)]
+    pub valid_repetitions: u32,
+    #[serde(flatten)]
+    pub headline: Headline,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Repetition {
+    #[serde(default)]
+    pub index: u32,
+    #[serde(default = "default_true")]
+    pub valid: bool,
+    #[serde(default)]
+    pub invalid_reasons: Vec<String>,
+    #[serde(default)]
+    pub window_s: Option<f64>,
+    #[serde(flatten)]
+    pub headline: Headline,
+    #[serde(default)]
+    pub histograms: Option<Histograms>,
+    #[serde(default)]
+    pub windows: Vec<Window>,
+    #[serde(default)]
+    pub server: Option<ServerMetrics>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Histograms {
+    pub unit: String,
+    pub latency: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Window {
+    pub second: u32,
+    /// Length of this window (1 s except a shorter last one); absent in early files.
+    #[serde(default)]
+    pub length_s: Option<f64>,
+    #[serde(default)]
+    pub sent: u64,
+    #[serde(default)]
+    pub expected: Option<u64>,
+    pub delivered: u64,
+    #[serde(default)]
+    pub latency_p50_us: Option<f64>,
+    #[serde(default)]
+    pub latency_p99_us: Option<f64>,
+    #[serde(default)]
+    pub latency_max_us: Option<f64>,
+}
+
+impl Repetition {
+    /// The length of window `window` of this repetition: its `length_s`, else derived from
+    /// the repetition's `window_s` (1 s, or less for a final partial second).
+    pub fn window_length(&self, window: &Window) -> f64 {
+        if let Some(length) = window.length_s {
+            return length;
+        }
+        match self.window_s {
+            Some(total) => (total - f64::from(window.second)).clamp(0.0, 1.0),
+            None => 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ServerMetrics {
+    #[serde(default)]
+    pub syscalls: Option<Syscalls>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Syscalls {
+    #[serde(default)]
+    pub total: Option<u64>,
+    #[serde(default)]
+    pub null_reason: Option<String>,
+    #[serde(default)]
+    pub breakdown: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub breakdown_null_reason: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// One `sweep.json`, written by `fanbench sweep` (results/README.md, "Sweeps").
+#[derive(Debug, Clone, Deserialize)]
+pub struct SweepDoc {
+    pub schema_version: u32,
+    #[serde(default)]
+    pub run_id: String,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub git: Git,
+    #[serde(default)]
+    pub host: Host,
+    pub slo_p99_us: f64,
+    #[serde(default)]
+    pub sweeps: Vec<Sweep>,
+}
+
+/// One runtime's sweep of one scenario: offered load rising step by step.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Sweep {
+    pub scenario: String,
+    pub runtime: String,
+    #[serde(default)]
+    pub steps: Vec<SweepStep>,
+    #[serde(default)]
+    pub max_sustainable_msgs_per_s: Option<f64>,
+    #[serde(default)]
+    pub max_sustainable_null_reason: Option<String>,
+    #[serde(default)]
+    pub stop_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SweepStep {
+    pub offered_msgs_per_s: f64,
+    /// Whether this step met every condition (p99 within the SLO, no loss, valid).
+    pub sustained: bool,
+    pub result: Entry,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn check_version(version: u32, path: &Path) -> anyhow::Result<()> {
+    if version != SUPPORTED_SCHEMA_VERSION {
+        bail!(
+            "{} has schema_version {version}, but this fanbench reads version \
+             {SUPPORTED_SCHEMA_VERSION} (see results/README.md)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+impl ResultsDoc {
+    /// Reads and checks a `results.json`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading results file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("parsing results file {}", path.display()))
+    }
+
+    /// Parses a `results.json` held in memory.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let probe: VersionProbe =
+            serde_json::from_str(text).context("not a fanbench results file")?;
+        if probe.kind.as_deref() == Some("sweep") {
+            bail!("this is a sweep file (sweep.json), not a results file");
+        }
+        check_version(probe.schema_version, Path::new("the results file"))?;
+        let doc: Self = serde_json::from_str(text)?;
+        Ok(doc)
+    }
+
+    /// Scenario names in the order they first appear.
+    pub fn scenarios(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for entry in &self.results {
+            if !names.contains(&entry.scenario.as_str()) {
+                names.push(&entry.scenario);
+            }
+        }
+        names
+    }
+
+    /// The entries of one scenario, in [`runtime_order`](Self::runtime_order).
+    pub fn entries_of(&self, scenario: &str) -> Vec<&Entry> {
+        let order = self.runtime_order();
+        let mut entries: Vec<&Entry> = self
+            .results
+            .iter()
+            .filter(|e| e.scenario == scenario)
+            .collect();
+        entries.sort_by_key(|e| order.iter().position(|r| *r == e.runtime));
+        entries
+    }
+
+    /// Runtimes in a stable order: as listed in `runtimes[]`, then the rest as they appear.
+    pub fn runtime_order(&self) -> Vec<String> {
+        let mut order: Vec<String> = self.runtimes.iter().map(|r| r.name.clone()).collect();
+        for entry in &self.results {
+            if !order.contains(&entry.runtime) {
+                order.push(entry.runtime.clone());
+            }
+        }
+        order
+    }
+}
+
+impl SweepDoc {
+    /// Reads and checks a `sweep.json`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading sweep file {}", path.display()))?;
+        let probe: VersionProbe = serde_json::from_str(&text)
+            .with_context(|| format!("parsing sweep file {}", path.display()))?;
+        if probe.kind.as_deref() != Some("sweep") {
+            bail!(
+                "{} is not a sweep file (no \"kind\": \"sweep\")",
+                path.display()
+            );
+        }
+        check_version(probe.schema_version, path)?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("parsing sweep file {}", path.display()))
+    }
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    schema_version: u32,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"{
+        "schema_version": 1,
+        "results": [{
+            "scenario": "s", "runtime": "r", "valid": true, "some_future_field": [1, 2],
+            "summary": {
+                "throughput_msgs_per_s": 10.0,
+                "latency_us": {"p50": 1, "p90": 2, "p99": 3, "p999": 4, "max": 5, "mean": 1.5}
+            }
+        }]
+    }"#;
+
+    #[test]
+    fn minimal_file_with_unknown_fields_loads_and_missing_optionals_are_none() {
+        let doc = ResultsDoc::parse(MINIMAL).expect("minimal file parses");
+        let entry = &doc.results[0];
+        assert_eq!(entry.summary.headline.latency_us.p99, 3.0);
+        assert!(entry.summary.headline.syscalls_per_msg.is_none());
+        assert!(entry.repetitions.is_empty());
+    }
+
+    #[test]
+    fn other_schema_version_is_refused_with_the_version_in_the_message() {
+        let text = MINIMAL.replace("\"schema_version\": 1", "\"schema_version\": 7");
+        let err = ResultsDoc::parse(&text).expect_err("version 7 is refused");
+        assert!(format!("{err:#}").contains("schema_version 7"), "{err:#}");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(ResultsDoc::parse("{\"schema_version\": \"x\"}").is_err());
+        assert!(ResultsDoc::parse("not json").is_err());
+    }
+}
