@@ -26,6 +26,10 @@ pub struct ServerHeadline {
     pub server_peak_rss_bytes_null_reason: Option<String>,
 }
 
+/// Fewest /proc clock ticks (user + sys) for a CPU-time figure based on them alone: below
+/// this the tick granularity is more than a tenth of the value.
+const MIN_PROC_TICKS: f64 = 10.0;
+
 struct Snapshot {
     counters: Option<CounterSample>,
     cpu: Result<ProcCpu, String>,
@@ -150,6 +154,12 @@ impl ServerSampler {
         let (sqes_per_msg, sqes_reason) = per_msg(sqes.clone().map(|v| v as f64));
         let cpu_seconds = match (&task_clock_ns, &proc_cpu) {
             (Ok(ns), _) => Ok(*ns as f64 / 1e9),
+            (Err(a), Ok((user, sys))) if (user + sys) * ticks < MIN_PROC_TICKS => Err(format!(
+                "task-clock: {a}; /proc stat counted {:.0} clock ticks of {:.0} ms, too few to \
+                 measure (at least {MIN_PROC_TICKS} needed)",
+                (user + sys) * ticks,
+                1000.0 / ticks
+            )),
             (Err(_), Ok((user, sys))) => Ok(user + sys),
             (Err(a), Err(b)) => Err(format!("task-clock: {a}; /proc stat: {b}")),
         };

@@ -56,8 +56,13 @@ pub fn tracefs_events_dir() -> anyhow::Result<PathBuf> {
     let candidates = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
     for root in candidates {
         let events = Path::new(root).join("events");
-        if events.join("raw_syscalls").is_dir() {
-            return Ok(events);
+        match std::fs::metadata(events.join("raw_syscalls")) {
+            Ok(meta) if meta.is_dir() => return Ok(events),
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(err)
+                    .with_context(|| format!("tracefs at {root} is not readable (run as root)"));
+            }
+            _ => {}
         }
     }
     mount_tracefs().context("tracefs is not mounted")?;
