@@ -16,6 +16,18 @@
 //!    in-window message, or for `max(1 s, 2 x the highest latency seen so far)` (at most 10 s)
 //!    after the window ends, whichever comes first. What has not arrived then is lost.
 //!
+//! # Threads
+//!
+//! One subscriber thread per client CPU (a Tokio current-thread runtime, pinned; subscribers
+//! are dealt round-robin across them, see [`subscriber`]) and one pacer thread for all
+//! publishers, pinned to the first client CPU, with 1 ns timer slack and SCHED_FIFO priority 1
+//! where permitted (the report says which it got). The calling thread only sleeps until the
+//! window's edges, runs the hooks and samples CPU.
+//!
+//! On a kernel with `PREEMPT_NONE` (this project's VM) even a SCHED_FIFO thread can wake
+//! several milliseconds late while another process on its CPU is inside a long system call;
+//! such a run is flagged behind schedule by the bounds below rather than trusted.
+//!
 //! # Definitions
 //!
 //! All histograms hold **nanoseconds** (latency: 1 us .. 60 s, 3 significant digits; pacing

@@ -118,7 +118,7 @@ pub fn gettid() -> i32 {
     unsafe { libc::gettid() }
 }
 
-/// CPU time (ns) a thread of this process has run, from /proc/self/task/<tid>/schedstat.
+/// CPU time (ns) a thread of this process has run, from `/proc/self/task/<tid>/schedstat`.
 pub fn thread_cpu_ns(tid: i32) -> Result<u64> {
     let path = format!("/proc/self/task/{tid}/schedstat");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
