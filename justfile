@@ -11,3 +11,21 @@ bench-all *ARGS:
 bench RUNTIME WORKLOAD="seed-5x5" *ARGS:
     cargo build --release -p fanbench
     ./target/release/fanbench run --runtime {{RUNTIME}} --workload {{WORKLOAD}} {{ARGS}}
+
+# --- serve / test (lead) ---
+
+# Serve the broker on one runtime row, e.g. `just serve uring --threads 2`
+serve RUNTIME *ARGS:
+    cargo run --release -p fanbench -- serve --runtime {{RUNTIME}} {{ARGS}}
+
+# The runtime rows built in, with crate versions
+runtimes:
+    cargo run --release -p fanbench -- runtimes
+
+# The README's test command
+test *ARGS:
+    cargo test --release --workspace {{ARGS}}
+
+# What CI runs: fmt, clippy, tests, bench-all --quick
+ci:
+    bash .ci/run
