@@ -143,7 +143,7 @@ pub struct SlowSubscriberReport {
     pub read_bytes_per_s: u64,
     /// Bytes read at the trickle rate during the run.
     pub bytes_read: u64,
-    /// Bytes read at full speed after the run (at most 200 ms), only to see whether the server
+    /// Bytes read at full speed after the run (at most 500 ms), only to see whether the server
     /// had cut the connection behind the data still queued.
     pub bytes_drained_at_end: u64,
     /// `MSG`s read (trickle and final drain), and those of them due in the window.

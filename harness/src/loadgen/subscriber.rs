@@ -38,7 +38,7 @@ pub const SLOW_RCVBUF_BYTES: u32 = 4096;
 /// Slow subscribers read once per tick, `slow_read_bytes_per_s / 10` bytes at most.
 pub const SLOW_TICK: Duration = Duration::from_millis(100);
 /// How long a slow subscriber reads at full speed after the run, to see whether it was cut.
-pub const SLOW_FINAL_DRAIN: Duration = Duration::from_millis(200);
+pub const SLOW_FINAL_DRAIN: Duration = Duration::from_millis(500);
 
 /// One subscriber connection to open.
 #[derive(Debug, Clone)]
