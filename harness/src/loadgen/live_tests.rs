@@ -16,6 +16,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 struct NatsServer {
     child: Child,
     addr: SocketAddr,
+    config: std::path::PathBuf,
 }
 
 impl NatsServer {
@@ -54,7 +55,11 @@ impl NatsServer {
         let child = cmd.spawn().map_err(|e| {
             format!("nats-server not runnable ({e}); install it with apt-get install nats-server")
         })?;
-        let server = Self { child, addr };
+        let server = Self {
+            child,
+            addr,
+            config,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
             if Instant::now() > deadline {
@@ -76,6 +81,7 @@ impl Drop for NatsServer {
         self.signal(libc::SIGCONT);
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
     }
 }
 
