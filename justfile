@@ -29,3 +29,39 @@ test *ARGS:
 # What CI runs: fmt, clippy, tests, bench-all --quick
 ci:
     bash .ci/run
+
+# --- report / compare (plots + compare) ---
+
+# Charts (SVG) + index.html for a results.json, sweep.json or run directory (default: newest run in results/)
+report RESULTS="" *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    target='{{RESULTS}}'
+    if [ -z "$target" ]; then
+        target="$(ls -td results/*/ 2>/dev/null | head -n 1)"
+        [ -n "$target" ] || { echo "no run in results/; give a results.json" >&2; exit 1; }
+    fi
+    cargo build --release -p fanbench
+    ./target/release/fanbench report "$target" {{ARGS}}
+
+# Bench REV in a temporary git worktree and the working tree, then compare (ARGS replace bench-all's --quick)
+compare REV *ARGS="--quick":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    root="$(pwd)"
+    rev="$(git rev-parse --verify --quiet '{{REV}}^{commit}')" || { echo "unknown revision {{REV}}" >&2; exit 1; }
+    scratch="$(mktemp -d)"
+    tree="$scratch/fanbench-${rev:0:10}"
+    git worktree add --detach "$tree" "$rev"
+    trap 'git -C "$root" worktree remove --force "$tree"; rm -rf "$scratch"' EXIT
+    echo "== base: $rev (worktree $tree)"
+    (cd "$tree" && CARGO_TARGET_DIR="$root/target/compare-base" cargo build --release -p fanbench)
+    (cd "$tree" && "$root/target/compare-base/release/fanbench" bench-all {{ARGS}} --out "$scratch/base")
+    echo "== new: working tree"
+    cargo build --release -p fanbench
+    ./target/release/fanbench bench-all {{ARGS}} --out "$scratch/new"
+    mkdir -p results
+    base_run="$(ls -d "$scratch"/base/*/ | head -n 1)"
+    new_run="$(ls -d "$scratch"/new/*/ | head -n 1)"
+    cp -r "$base_run" "$new_run" results/
+    ./target/release/fanbench compare "results/$(basename "$base_run")" "results/$(basename "$new_run")"

@@ -106,12 +106,9 @@ fn summary_table(out: &mut String, entries: &[&Entry]) {
         let h = &entry.summary.headline;
         let lat = &h.latency_us;
         let validity = if entry.valid {
-            "yes".to_owned()
+            "yes"
         } else {
-            format!(
-                "<b>INVALID</b>: {}",
-                escape(&entry.invalid_reasons.join("; "))
-            )
+            "<b>INVALID</b> (below)"
         };
         let _ = write!(
             out,
@@ -158,6 +155,14 @@ fn summary_table(out: &mut String, entries: &[&Entry]) {
             "<td>{} ({})</td></tr>",
             entry.summary.repetitions, entry.summary.valid_repetitions
         );
+        if !entry.valid {
+            let _ = writeln!(
+                out,
+                "<tr class=\"invalid\"><td class=\"l\" colspan=\"15\">{} is invalid: {}</td></tr>",
+                escape(&entry.runtime),
+                escape(&entry.invalid_reasons.join("; "))
+            );
+        }
     }
     out.push_str("</table></div>\n");
     if !notes.is_empty() {
@@ -192,7 +197,7 @@ fn scenario_line(entry: &Entry) -> String {
         let _ = write!(line, "; {} slow subscriber(s)", c.slow_subscribers);
     }
     if !c.description.is_empty() {
-        line = format!("{} — {line}", c.description);
+        line = format!("{}. As run: {line}", c.description.trim_end_matches('.'));
     }
     line
 }
@@ -348,13 +353,13 @@ fn sweep_section(out: &mut String, sweep: &SweepDoc, charts: &[Chart]) {
     );
     out.push_str(
         "<table><tr><th class=\"l\">scenario</th><th class=\"l\">runtime</th><th>max sustainable (deliveries/s)</th>\
-         <th>steps</th><th class=\"l\">stopped because</th></tr>\n",
+         <th>steps</th><th class=\"l\" style=\"min-width:40em\">stopped because</th></tr>\n",
     );
     for s in &sweep.sweeps {
         let max = match s.max_sustainable_msgs_per_s {
             Some(m) => escape(&fmt_rate(m)),
             None => format!(
-                "<span class=\"na\">none: {}</span>",
+                "<span class=\"na\" title=\"{}\">none</span>",
                 escape(
                     s.max_sustainable_null_reason
                         .as_deref()
@@ -462,6 +467,16 @@ pub fn index(results: Option<&ResultsDoc>, sweep: Option<&SweepDoc>, charts: &[C
             }
         }
         environment(&mut out, doc);
+    } else if let Some(sweep) = sweep {
+        let host = &sweep.host;
+        let _ = writeln!(
+            out,
+            "<h2 id=\"environment\">Environment</h2>\n<p>Command <code>{}</code> on {} ({} cores), kernel {}.</p>",
+            escape(&sweep.command.join(" ")),
+            escape(host.cpu.as_deref().unwrap_or("unknown CPU")),
+            host.cores.map_or_else(|| "?".to_owned(), |c| c.to_string()),
+            escape(host.kernel.as_deref().unwrap_or("unknown"))
+        );
     }
     method(&mut out, results);
     out.push_str("</body></html>\n");

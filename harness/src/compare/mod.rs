@@ -18,8 +18,20 @@ use fanbench_plots::model::ResultsDoc;
 
 use metrics::{compare, Criteria, Verdict};
 
+/// How verdicts are reached, for `fanbench compare --help`.
+const VERDICT_HELP: &str = "\
+Verdicts: for every (workload, runtime, metric) the base and new values are the summaries \
+(medians over repetitions). A change counts only when |change| > --threshold AND it is \
+statistically significant at --alpha. The samples are the per-second window values \
+(throughput, window p50/p99/max latency) pooled over all repetitions, else one value per \
+repetition (p99.9, syscalls, CPU, RSS). Test: Welch's t-test on the log of the values \
+(multiplicative effects, skewed latencies, unequal variances); with at least 8 samples per \
+side a Mann-Whitney U test must agree. Fewer than 2 samples per side cannot be tested and \
+never counts. Invalid runs are shown but excluded from verdicts. See results/README.md.";
+
 /// Options of `fanbench compare`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = VERDICT_HELP)]
 pub struct CompareArgs {
     /// Baseline: a results.json, a run directory, or a git commit (newest run of that commit
     /// under --results-dir).

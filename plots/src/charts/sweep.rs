@@ -4,8 +4,8 @@
 use plotters::prelude::*;
 
 use super::{
-    decade_range, fmt_latency_us, fmt_rate, label_above, plot_err, render_svg, slug, Chart,
-    DESC_SIZE, FONT, LABEL_SIZE, TITLE_SIZE,
+    decade_range, fmt_latency_us, fmt_rate, plot_err, render_svg, slug, Chart, DESC_SIZE, FONT,
+    LABEL_SIZE, TITLE_SIZE,
 };
 use crate::model::{Sweep, SweepDoc};
 use crate::palette::runtime_colour;
@@ -117,13 +117,14 @@ pub fn chart(doc: &SweepDoc, scenario: &str) -> anyhow::Result<Chart> {
                     .map_err(plot_err)?;
             }
             if let Some(max) = sweep.max_sustainable_msgs_per_s {
+                // A ring around the max sustainable step.
                 if let Some(step) = sweep.steps.iter().find(|s| s.offered_msgs_per_s == max) {
                     let p99 = step.result.summary.headline.latency_us.p99;
                     chart
-                        .draw_series(std::iter::once(Text::new(
-                            format!("max {}", fmt_rate(max)),
-                            (max, p99 * 1.25),
-                            label_above(12, colour),
+                        .draw_series(std::iter::once(Circle::new(
+                            (max, p99),
+                            10,
+                            colour.stroke_width(2),
                         )))
                         .map_err(plot_err)?;
                 }
@@ -134,6 +135,11 @@ pub fn chart(doc: &SweepDoc, scenario: &str) -> anyhow::Result<Chart> {
             .map_err(plot_err)?
             .label("hollow point: step not sustained")
             .legend(|(x, y)| Circle::new((x + 9, y), 5, BLACK.stroke_width(2)));
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(plot_err)?
+            .label("ring: max sustainable step")
+            .legend(|(x, y)| Circle::new((x + 9, y), 8, BLACK.stroke_width(2)));
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
