@@ -3,18 +3,24 @@
 //!
 //! # Time budget (2-core machine)
 //!
-//! Sized for 10 rows (9 runtimes + nats-server; `fanbench runtimes` lists 8 today) x 6
-//! workloads = 60 pairs. Each pair starts a fresh server (~0.3 s to answer, <0.5 s to stop:
-//! ~1 s). Each repetition costs warm-up + window + ~0.5 s (connecting up to 1000 subscribers,
-//! draining in-flight messages; the drain ends as soon as every message arrived).
+//! Sized for 10 rows (9 runtimes + nats-server; 8 + nats-server exist today) x 6 workloads =
+//! 60 pairs, plus the latency-vs-load sweep of `fanout-100` on every row (`sweep.rs`). Each
+//! pair starts a fresh server and stops it (~0.9 s), each repetition connects up to 1000
+//! subscribers and drains in-flight messages after its window (~0.4 s; the drain ends as soon
+//! as every message arrived). Calibration: 48 single-repetition pairs with 2.5 s of warm-up +
+//! window took 183 s, i.e. 1.3 s of overhead per pair.
 //!
-//! - default: 3 reps x (1 s + 4 s + 0.5 s) + 1 s = 17.5 s per pair; x 60 = 1050 s = 17.5 min
-//!   (< 20 min).
-//! - `--quick`: 1 rep x (0.5 s + 1.5 s + 0.5 s) + 1 s = 3.5 s per pair; x 60 = 210 s = 3.5 min
-//!   (< 4 min). Measured: 8 rows with 2 s windows took 183 s against an estimate of 192 s.
+//! - default: 3 reps x (1 s + 3 s + 0.4 s) + 0.9 s = 14.1 s per pair, x 60 = 846 s; sweep at
+//!   most 7 steps x (0.9 s + 0.5 s + 2 s + 0.4 s) = 26.6 s per row, x 10 = 266 s; total
+//!   1112 s = 18.5 min (< 20 min).
+//! - `--quick`: 1 rep x (0.25 s + 1 s + 0.4 s) + 0.9 s = 2.55 s per pair, x 60 = 153 s; sweep at
+//!   most 3 steps x (0.9 s + 0.25 s + 1 s + 0.4 s) = 7.65 s per row, x 10 = 76.5 s; total
+//!   230 s = 3.8 min (< 4 min). The sweep usually stops early (p99 over its SLO).
 //!
-//! The durations live in the workload files (default) and in [`QUICK`] (quick); the estimate
-//! printed before the run uses the same arithmetic ([`estimate_seconds`]).
+//! The durations live in the workload files (default), in [`QUICK`] (quick) and in
+//! `sweep::Settings::step_timing`; the estimate printed before the run uses the same
+//! arithmetic ([`estimate_seconds`], [`sweep_estimate_seconds`]), and the unit tests below
+//! fail when a change breaks the budget.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -46,20 +52,20 @@ pub struct QuickSettings {
 }
 
 pub const QUICK: QuickSettings = QuickSettings {
-    warmup_s: 0.5,
-    duration_s: 1.5,
+    warmup_s: 0.25,
+    duration_s: 1.0,
     repetitions: 1,
 };
 
 /// Estimated fixed cost of one repetition beyond warm-up + window (connect, drain).
-const REP_OVERHEAD_S: f64 = 0.5;
+const REP_OVERHEAD_S: f64 = 0.4;
 /// Estimated cost of starting and stopping one server.
-const SERVER_OVERHEAD_S: f64 = 1.0;
+const SERVER_OVERHEAD_S: f64 = 0.9;
 
 /// Options of `fanbench bench-all`.
 #[derive(Debug, clap::Args)]
 pub struct BenchAllArgs {
-    /// Smoke test: 0.5 s warm-up, 1.5 s window, 1 repetition per workload (< 4 min on 2 cores).
+    /// Smoke test: 0.25 s warm-up, 1 s window, 1 repetition per workload (< 4 min on 2 cores).
     #[arg(long)]
     pub quick: bool,
     /// Only these runtime rows, comma-separated (default: every row of `fanbench runtimes`,
@@ -87,9 +93,28 @@ fn rep_estimate_seconds(s: &Scenario) -> f64 {
     s.warmup_s + s.duration_s + REP_OVERHEAD_S
 }
 
-/// Seconds the whole suite is expected to take.
+/// Seconds the (scenario, row) pairs are expected to take.
 pub fn estimate_seconds(rows: usize, scenarios: &[Scenario]) -> f64 {
     rows as f64 * scenarios.iter().map(pair_estimate_seconds).sum::<f64>()
+}
+
+/// Most steps of bench-all's sweep per row (mirrors `sweep::bench_all_sweep`).
+fn sweep_max_steps(quick: bool) -> u32 {
+    if quick {
+        3
+    } else {
+        7
+    }
+}
+
+/// Seconds bench-all's sweep can take at most: every step of every row, one server each.
+pub fn sweep_estimate_seconds(rows: usize, swept: Option<&Scenario>, quick: bool) -> f64 {
+    let Some(scenario) = swept else {
+        return 0.0;
+    };
+    let mut step = scenario.clone();
+    crate::sweep::Settings::step_timing(&mut step, quick);
+    rows as f64 * f64::from(sweep_max_steps(quick)) * pair_estimate_seconds(&step)
 }
 
 /// The workloads to run: loaded, `--quick` applied, then the command-line overrides.
@@ -155,7 +180,11 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
         })
         .collect();
 
-    let total_s = estimate_seconds(available.len(), &scenarios);
+    let swept = scenarios
+        .iter()
+        .find(|s| s.name == crate::sweep::BENCH_ALL_WORKLOAD);
+    let sweep_s = sweep_estimate_seconds(available.len(), swept, args.quick);
+    let total_s = estimate_seconds(available.len(), &scenarios) + sweep_s;
     eprintln!(
         "fanbench: {} rows x {} workloads, estimated {:.0} s; server CPUs {:?}, load generator \
          CPUs {:?}; writing {}",
@@ -181,10 +210,14 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
         for (scenario_index, scenario) in scenarios.iter().enumerate() {
             bar.set_message(format!("{} on {}", scenario.name, row.name()));
             let rep_ms = (rep_estimate_seconds(scenario) * 1000.0) as u64;
+            let mut reps_done = 0u64;
             let outcome = measure(*row, scenario, &placement, &log_dir, &mut |_| {
+                reps_done += 1;
                 bar.inc(rep_ms)
             });
-            bar.inc((SERVER_OVERHEAD_S * 1000.0) as u64);
+            // Whatever did not run of this pair counts as done for the progress estimate.
+            let reps_left = u64::from(scenario.repetitions).saturating_sub(reps_done);
+            bar.inc((SERVER_OVERHEAD_S * 1000.0) as u64 + reps_left * rep_ms);
             match outcome {
                 Ok(result) => {
                     bar.suspend(|| print_result(&result));
@@ -212,9 +245,7 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
                     let rest: f64 = scenarios[scenario_index + 1..]
                         .iter()
                         .map(pair_estimate_seconds)
-                        .sum::<f64>()
-                        + pair_estimate_seconds(scenario)
-                        - SERVER_OVERHEAD_S;
+                        .sum();
                     bar.inc((rest * 1000.0) as u64);
                     break;
                 }
@@ -236,7 +267,6 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
             write_results(&results_path, &file)?;
         }
     }
-    bar.finish_and_clear();
     file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
     write_results(&results_path, &file)?;
 
@@ -259,10 +289,8 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
             skipped.reason
         );
     }
-    if let Some(fanout) = scenarios
-        .iter()
-        .find(|s| s.name == crate::sweep::BENCH_ALL_WORKLOAD)
-    {
+    if let Some(fanout) = swept {
+        bar.set_message(format!("sweep of {}", fanout.name));
         let sweep_rows: Vec<Row> = available
             .iter()
             .filter(|r| {
@@ -284,6 +312,8 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
             Err(err) => eprintln!("fanbench: sweep of {} failed: {err:#}", fanout.name),
         }
     }
+    bar.inc((sweep_s * 1000.0) as u64);
+    bar.finish_and_clear();
     render_report(&results_path)?;
     if file.results.is_empty() {
         bail!("no (workload, runtime) pair could be measured");
@@ -329,7 +359,10 @@ mod tests {
     fn default_suite_fits_twenty_minutes_for_ten_rows() {
         let scenarios = scenarios(&args(false, WorkloadOverrides::default())).expect("load");
         assert_eq!(scenarios.len(), DEFAULT_WORKLOADS.len());
-        let estimate = estimate_seconds(10, &scenarios);
+        let swept = scenarios
+            .iter()
+            .find(|s| s.name == crate::sweep::BENCH_ALL_WORKLOAD);
+        let estimate = estimate_seconds(10, &scenarios) + sweep_estimate_seconds(10, swept, false);
         assert!(
             estimate < 20.0 * 60.0,
             "default suite estimate {estimate} s"
@@ -342,7 +375,10 @@ mod tests {
         assert!(scenarios
             .iter()
             .all(|s| s.repetitions == 1 && s.duration_s == QUICK.duration_s));
-        let estimate = estimate_seconds(10, &scenarios);
+        let swept = scenarios
+            .iter()
+            .find(|s| s.name == crate::sweep::BENCH_ALL_WORKLOAD);
+        let estimate = estimate_seconds(10, &scenarios) + sweep_estimate_seconds(10, swept, true);
         assert!(estimate < 4.0 * 60.0, "quick suite estimate {estimate} s");
     }
 
