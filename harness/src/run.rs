@@ -206,7 +206,16 @@ impl Row {
             .join(",");
         Ok(match self {
             Row::Fanbench(row) => ServerCommand {
-                program: std::env::current_exe().context("locating the fanbench executable")?,
+                // The running binary itself, even if a rebuild has replaced the file since
+                // it started (a long bench-all would otherwise start a different build, or
+                // fail on a deleted path): after fork, the child's /proc/self/exe is this
+                // process's executable.
+                program: PathBuf::from("/proc/self/exe"),
+                shown_as: Some(
+                    std::env::current_exe()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|_| "fanbench".into()),
+                ),
                 args: vec![
                     "serve".into(),
                     "--runtime".into(),
@@ -226,6 +235,7 @@ impl Row {
             },
             Row::NatsServer => ServerCommand {
                 program: placement.nats_server_bin.clone(),
+                shown_as: None,
                 args: vec![
                     "-a".into(),
                     addr.ip().to_string(),
@@ -586,6 +596,7 @@ fn repetition(
             count: report.slow.subscribers,
             read_bytes_per_s: report.slow.read_bytes_per_s,
             bytes_read: report.slow.bytes_read,
+            bytes_drained_at_end: report.slow.bytes_drained_at_end,
             messages: report.slow.messages,
             messages_in_window: report.slow.messages_in_window,
             cut_as_slow_consumer: report.slow.cut_as_slow_consumer,
@@ -739,5 +750,144 @@ pub fn output_path(out: Option<&Path>, run_id: &str) -> PathBuf {
     match out {
         Some(path) => path.to_path_buf(),
         None => Path::new("results").join(run_id).join("results.json"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::{CpuUsage, SlowSubscriberReport};
+    use hdrhistogram::Histogram;
+
+    fn histogram(values_ns: &[u64]) -> Histogram<u64> {
+        let mut h = Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+        for &v in values_ns {
+            h.record(v).expect("record");
+        }
+        h
+    }
+
+    /// A clean report: on schedule, unsaturated, nothing lost.
+    fn clean_report() -> LoadReport {
+        LoadReport {
+            latency: histogram(&[100_000, 200_000]),
+            service_latency: histogram(&[90_000, 150_000]),
+            pacing_lag: histogram(&[2_000, 5_000]),
+            windows: Vec::new(),
+            sent: 200,
+            expected: 2000,
+            delivered: 2000,
+            lost: 0,
+            duplicates: 0,
+            reordered: 0,
+            subscribers_with_loss: 0,
+            slow: SlowSubscriberReport {
+                subscribers: 0,
+                read_bytes_per_s: 0,
+                bytes_read: 0,
+                bytes_drained_at_end: 0,
+                messages: 0,
+                messages_in_window: 0,
+                cut_as_slow_consumer: 0,
+                closed_by_server: 0,
+                max_latency_ns: None,
+            },
+            behind_schedule: false,
+            max_pacing_lag_ns: 5_000,
+            pacer_priority: "SCHED_FIFO 1".into(),
+            loadgen_cpu: CpuUsage {
+                user_s: 0.1,
+                sys_s: 0.1,
+                window_s: 1.0,
+                cores: 1,
+                utilisation: 0.2,
+                busiest_thread_utilisation: Some(0.15),
+                busiest_thread: Some("pacer".into()),
+                thread_cpu_null_reason: None,
+                saturated: false,
+            },
+            window_ns: 1_000_000_000,
+            grace_ns: 10_000_000,
+            errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn clean_report_is_valid() {
+        assert!(invalid_reasons(&clean_report()).is_empty());
+    }
+
+    #[test]
+    fn each_invalidity_rule_gives_its_own_reason() {
+        let mut behind = clean_report();
+        behind.behind_schedule = true;
+        behind.max_pacing_lag_ns = 25_000_000;
+        let reasons = invalid_reasons(&behind);
+        assert_eq!(reasons.len(), 1);
+        assert!(reasons[0].contains("behind schedule") && reasons[0].contains("25000 us"));
+
+        let mut saturated = clean_report();
+        saturated.loadgen_cpu.saturated = true;
+        saturated.loadgen_cpu.utilisation = 0.97;
+        let reasons = invalid_reasons(&saturated);
+        assert_eq!(reasons.len(), 1);
+        assert!(reasons[0].contains("saturated (97%"), "{reasons:?}");
+
+        let mut lossy = clean_report();
+        lossy.lost = 3;
+        lossy.subscribers_with_loss = 1;
+        let reasons = invalid_reasons(&lossy);
+        assert_eq!(reasons.len(), 1);
+        assert!(reasons[0].contains("lost 3 of 2000"), "{reasons:?}");
+    }
+
+    #[test]
+    fn repetition_converts_units_and_carries_validity() {
+        let mut report = clean_report();
+        report.lost = 1;
+        let rep = repetition(
+            0,
+            "2026-01-01T00:00:00Z".into(),
+            &report,
+            ServerSampler::without_pid("no pid in this test")
+                .finish(report.delivered)
+                .0,
+            ServerHeadline::default(),
+            &[1],
+        )
+        .expect("repetition");
+        assert!(!rep.valid);
+        assert_eq!(rep.window_s, 1.0);
+        assert_eq!(rep.headline.throughput_msgs_per_s, 2000.0);
+        // 200 000 ns recorded: the max is 200 us (within the histogram's 3 digits).
+        assert!(
+            (rep.headline.latency_us.max - 200.0).abs() < 0.2,
+            "{:?}",
+            rep.headline
+        );
+        assert_eq!(rep.server.syscalls.total, None);
+        assert_eq!(
+            rep.server.syscalls.null_reason.as_deref(),
+            Some("no pid in this test")
+        );
+    }
+
+    #[test]
+    fn default_client_cpus_are_the_ones_the_server_does_not_use() {
+        if sysinfo::online_cpus() < 2 {
+            return;
+        }
+        let placement = PlacementArgs {
+            server_cpus: "0".into(),
+            client_cpus: None,
+            server_threads: None,
+            nats_server_bin: NATS_SERVER.into(),
+        }
+        .resolve()
+        .expect("placement");
+        assert_eq!(placement.server_cpus, vec![0]);
+        assert!(!placement.client_cpus.contains(&0));
+        assert!(placement.client_cpus.contains(&1));
+        assert_eq!(placement.server_threads, 1);
     }
 }

@@ -20,6 +20,8 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct ServerCommand {
     pub program: PathBuf,
+    /// What to record as argv[0] when `program` is not telling (`/proc/self/exe`).
+    pub shown_as: Option<String>,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     /// The process (and every thread it creates) is confined to these CPUs.
@@ -31,7 +33,11 @@ pub struct ServerCommand {
 impl ServerCommand {
     /// argv as recorded in the results.
     pub fn argv(&self) -> Vec<String> {
-        std::iter::once(self.program.display().to_string())
+        let program = match &self.shown_as {
+            Some(shown) => format!("{shown} (via {})", self.program.display()),
+            None => self.program.display().to_string(),
+        };
+        std::iter::once(program)
             .chain(self.args.iter().cloned())
             .collect()
     }
@@ -257,6 +263,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cmd = ServerCommand {
             program: "/bin/sh".into(),
+            shown_as: None,
             args: vec!["-c".into(), "echo cannot bind >&2; exit 3".into()],
             env: BTreeMap::new(),
             cpus: vec![0],
@@ -277,6 +284,7 @@ mod tests {
         // The child records its own allowed CPU list, then dies (so start() fails: no INFO).
         let cmd = ServerCommand {
             program: "/bin/sh".into(),
+            shown_as: None,
             args: vec![
                 "-c".into(),
                 format!(

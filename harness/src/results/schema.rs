@@ -267,6 +267,10 @@ pub struct SlowSubscribers {
     pub count: u32,
     pub read_bytes_per_s: u64,
     pub bytes_read: u64,
+    /// Bytes read at full speed after the run (at most 500 ms), only to see whether the server
+    /// had cut the connection behind the data still queued.
+    #[serde(default)]
+    pub bytes_drained_at_end: u64,
     /// `MSG`s they read in total, and those of them due in the measured window.
     pub messages: u64,
     pub messages_in_window: u64,

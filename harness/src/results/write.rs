@@ -307,6 +307,7 @@ mod tests {
                 count: 0,
                 read_bytes_per_s: 0,
                 bytes_read: 0,
+                bytes_drained_at_end: 0,
                 messages: 0,
                 messages_in_window: 0,
                 cut_as_slow_consumer: 0,
