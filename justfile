@@ -44,8 +44,8 @@ report RESULTS="" *ARGS:
     cargo build --release -p fanbench
     ./target/release/fanbench report "$target" {{ARGS}}
 
-# Bench REV in a temporary git worktree and the working tree, then compare (ARGS replace bench-all's --quick)
-compare REV *ARGS="--quick":
+# Bench REV in a git worktree and the working tree, then compare (default bench args: --quick --duration 3s, so 3 windows per pair can be tested)
+compare REV *ARGS="--quick --duration 3s":
     #!/usr/bin/env bash
     set -euo pipefail
     root="$(pwd)"

@@ -356,8 +356,8 @@ fn sweep_section(out: &mut String, sweep: &SweepDoc, charts: &[Chart]) {
          <th>steps</th><th class=\"l\" style=\"min-width:40em\">stopped because</th></tr>\n",
     );
     for s in &sweep.sweeps {
-        let max = match s.max_sustainable_msgs_per_s {
-            Some(m) => escape(&fmt_rate(m)),
+        let max = match crate::charts::sweep::max_label(s) {
+            Some(m) => escape(&m),
             None => format!(
                 "<span class=\"na\" title=\"{}\">none</span>",
                 escape(

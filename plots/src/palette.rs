@@ -43,7 +43,8 @@ pub fn css(colour: RGBColor) -> String {
     format!("#{:02x}{:02x}{:02x}", colour.0, colour.1, colour.2)
 }
 
-/// Colours for the syscall-mix segments (one per syscall name, in a fixed order).
+/// Colours for the syscall-mix segments (Tableau 10 without its grey, which is
+/// [`OTHER_SYSCALLS`]): one per named syscall, in legend order.
 pub fn syscall_colour(index: usize) -> RGBColor {
     const MIX: &[RGBColor] = &[
         RGBColor(0x4E, 0x79, 0xA7),
@@ -55,12 +56,12 @@ pub fn syscall_colour(index: usize) -> RGBColor {
         RGBColor(0xB0, 0x7A, 0xA1),
         RGBColor(0xFF, 0x9D, 0xA7),
         RGBColor(0x9C, 0x75, 0x5F),
-        RGBColor(0x86, 0xBC, 0xB6),
-        RGBColor(0xD3, 0x72, 0x95),
-        RGBColor(0x49, 0x98, 0x94),
     ];
     MIX[index % MIX.len()]
 }
+
+/// The "other syscalls" segment: neutral grey.
+pub const OTHER_SYSCALLS: RGBColor = RGBColor(0xBA, 0xB0, 0xAC);
 
 #[cfg(test)]
 mod tests {

@@ -487,5 +487,20 @@ pub fn compare(base: &ResultsDoc, new: &ResultsDoc, criteria: Criteria) -> Compa
             }
         }
     }
+    let untested = comparison
+        .rows
+        .iter()
+        .filter(|r| {
+            r.verdict == Verdict::NoChange && r.note.starts_with("not significant; not testable")
+        })
+        .count();
+    if untested > 0 {
+        comparison.warnings.push(format!(
+            "{untested} change(s) beyond ±{}% could not be tested: fewer than 2 samples per side \
+             (one repetition with a single 1 s window, as in bench-all --quick, gives one). \
+             Rerun both sides with longer windows (--duration 3s) or --reps 2 for a verdict",
+            criteria.threshold_pct
+        ));
+    }
     comparison
 }

@@ -369,6 +369,34 @@ mod tests {
     }
 
     #[test]
+    fn single_window_runs_cannot_regress_and_say_why() {
+        let mut doc: Value = serde_json::from_str(&fixture_text()).expect("JSON");
+        for result in doc["results"].as_array_mut().expect("results") {
+            let reps = result["repetitions"].as_array_mut().expect("reps");
+            reps.truncate(1);
+            reps[0]["windows"]
+                .as_array_mut()
+                .expect("windows")
+                .truncate(1);
+        }
+        let base = ResultsDoc::parse(&doc.to_string()).expect("parses");
+        let mut cut = base.clone();
+        for entry in &mut cut.results {
+            entry.summary.headline.throughput_msgs_per_s *= 0.7;
+            entry.repetitions[0].headline.throughput_msgs_per_s *= 0.7;
+            let w = &mut entry.repetitions[0].windows[0];
+            w.delivered = (w.delivered as f64 * 0.7) as u64;
+        }
+        let c = compare(&base, &cut, criteria());
+        assert_eq!(c.count(|v| *v == Verdict::Regressed), 0);
+        assert!(
+            c.warnings.iter().any(|w| w.contains("could not be tested")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
     fn missing_pair_is_reported_on_its_side() {
         let base = ResultsDoc::parse(&fixture_text()).expect("fixture parses");
         let mut new = base.clone();

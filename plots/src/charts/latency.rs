@@ -4,8 +4,8 @@
 use plotters::prelude::*;
 
 use super::{
-    category_label, decade_range, fmt_latency_us, label_above, plot_err, render_svg, slug, Chart,
-    DESC_SIZE, FONT, LABEL_SIZE, TITLE_SIZE,
+    category_label, decade_range, draw_side_legend, fmt_latency_us, label_above, plot_err,
+    render_svg, slug, Chart, Mark, DESC_SIZE, FONT, LABEL_SIZE, LEGEND_WIDTH, TITLE_SIZE,
 };
 use crate::model::{Entry, ResultsDoc};
 use crate::palette::runtime_colour;
@@ -54,10 +54,11 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
     let highest = bars.iter().map(|(_, p99)| p99.max).fold(0.0_f64, f64::max);
     let (lo, hi) = decade_range(lowest, highest * 1.5);
     let count = entries.len().max(1);
-    let width = (260 + 150 * count as u32).max(760);
+    let width = (260 + 150 * count as u32).max(760) + LEGEND_WIDTH;
 
     let svg = render_svg((width, 480), |root| {
-        let mut chart = ChartBuilder::on(root)
+        let (plot_area, legend_area) = root.split_horizontally(width - LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&plot_area)
             .caption(&title, (FONT, TITLE_SIZE))
             .margin(14)
             .x_label_area_size(44)
@@ -135,44 +136,21 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
             }
         }
 
-        // Legend: the encoding, not the runtimes (those are the x categories, in their colours).
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(plot_err)?
-            .label("p50 (solid bar)")
-            .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], LEGEND_GREY.filled()));
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(plot_err)?
-            .label("p99 (light bar)")
-            .legend(|(x, y)| {
-                Rectangle::new(
-                    [(x, y - 6), (x + 16, y + 6)],
-                    LEGEND_GREY.mix(0.45).filled(),
-                )
-            });
-        chart
-            .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
-            .map_err(plot_err)?
-            .label("min..max over repetitions")
-            .legend(|(x, y)| PathElement::new(vec![(x + 8, y - 6), (x + 8, y + 6)], BLACK));
+        // Legend beside the plot (never over a bar): the encoding, not the runtimes (those
+        // are the x categories, in their colours).
+        let mut items = vec![
+            ("p50 (solid bar)".to_owned(), LEGEND_GREY, Mark::Filled),
+            (
+                "p99 (light bar)".to_owned(),
+                RGBColor(0xB2, 0xB2, 0xB2),
+                Mark::Filled,
+            ),
+            ("min..max over reps".to_owned(), BLACK, Mark::Whisker),
+        ];
         if entries.iter().any(|e| !e.valid) {
-            chart
-                .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-                .map_err(plot_err)?
-                .label("invalid run (hollow bars)")
-                .legend(|(x, y)| {
-                    Rectangle::new([(x, y - 6), (x + 16, y + 6)], INVALID_RED.stroke_width(2))
-                });
+            items.push(("invalid run (hollow)".to_owned(), INVALID_RED, Mark::Hollow));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(plot_err)?;
+        draw_side_legend(&legend_area, 70, &items)?;
         Ok(())
     })?;
 

@@ -43,6 +43,59 @@ pub(crate) fn label_above(size: u32, colour: RGBColor) -> TextStyle<'static> {
     }
 }
 
+/// How a legend entry is drawn.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mark {
+    Line,
+    Dashed,
+    Filled,
+    Hollow,
+    Point,
+    HollowPoint,
+    Ring,
+    Whisker,
+}
+
+/// Width of the legend column beside a plot.
+pub(crate) const LEGEND_WIDTH: u32 = 190;
+
+/// Draws a legend as a column in `area` (beside the plot, so it never hides data).
+pub(crate) fn draw_side_legend(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    top: i32,
+    items: &[(String, RGBColor, Mark)],
+) -> anyhow::Result<()> {
+    for (i, (label, colour, mark)) in items.iter().enumerate() {
+        let y = top + 22 * i as i32;
+        let c = *colour;
+        match mark {
+            Mark::Line => area.draw(&PathElement::new(vec![(8, y), (30, y)], c.stroke_width(2))),
+            Mark::Dashed => area
+                .draw(&PathElement::new(vec![(8, y), (15, y)], c.stroke_width(2)))
+                .and_then(|_| {
+                    area.draw(&PathElement::new(vec![(20, y), (30, y)], c.stroke_width(2)))
+                }),
+            Mark::Filled => area.draw(&Rectangle::new([(10, y - 6), (28, y + 6)], c.filled())),
+            Mark::Hollow => area.draw(&Rectangle::new(
+                [(10, y - 6), (28, y + 6)],
+                c.stroke_width(2),
+            )),
+            Mark::Point => area.draw(&Circle::new((19, y), 5, c.filled())),
+            Mark::HollowPoint => area.draw(&Circle::new((19, y), 5, c.stroke_width(2))),
+            Mark::Ring => area.draw(&Circle::new((19, y), 9, c.stroke_width(2))),
+            Mark::Whisker => area.draw(&PathElement::new(vec![(19, y - 7), (19, y + 7)], c)),
+        }
+        .map_err(plot_err)?;
+        area.draw(&Text::new(
+            label.clone(),
+            (38, y - 7),
+            (FONT, 13).into_font(),
+        ))
+        .map_err(plot_err)?;
+    }
+    Ok(())
+}
+
 /// Converts a plotters error (generic over the backend) into anyhow.
 pub(crate) fn plot_err<E: std::fmt::Debug>(err: E) -> anyhow::Error {
     anyhow::anyhow!("drawing chart: {err:?}")

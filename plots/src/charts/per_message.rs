@@ -4,8 +4,7 @@
 use plotters::prelude::*;
 
 use super::{
-    category_label, fmt_sig3, label_above, plot_err, render_svg, zero_based_range, Chart, FONT,
-    TITLE_SIZE,
+    category_label, fmt_sig3, plot_err, render_svg, zero_based_range, Chart, FONT, TITLE_SIZE,
 };
 use crate::model::{Entry, Headline, ResultsDoc};
 use crate::palette::runtime_colour;
@@ -78,13 +77,29 @@ fn rep_range(entry: &Entry, metric: Metric) -> Option<(f64, f64)> {
     Some((lo, hi))
 }
 
-/// The per-message chart of `metric` over every scenario.
+/// A text style anchored at its left middle (value labels right of a horizontal bar).
+fn label_right(size: u32, colour: RGBColor) -> TextStyle<'static> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    TextStyle {
+        font: (FONT, size).into_font(),
+        color: colour.to_backend_color(),
+        pos: Pos::new(HPos::Left, VPos::Center),
+    }
+}
+
+/// The per-message chart of `metric` over every scenario: horizontal bars, so runtime names
+/// of any length stay readable.
 pub fn chart(doc: &ResultsDoc, metric: Metric) -> anyhow::Result<Chart> {
     let scenarios = doc.scenarios();
+    let widest = scenarios
+        .iter()
+        .map(|s| doc.entries_of(s).len())
+        .max()
+        .unwrap_or(1);
     let columns = scenarios.len().clamp(1, 3);
     let rows = scenarios.len().div_ceil(columns).max(1);
     let title = metric.title().to_owned();
-    let panel_height = 330;
+    let panel_height = 90 + 26 * widest as u32;
     let size = (1200, 50 + panel_height * rows as u32);
 
     let svg = render_svg(size, |root| {
@@ -92,7 +107,19 @@ pub fn chart(doc: &ResultsDoc, metric: Metric) -> anyhow::Result<Chart> {
         let panels = titled.split_evenly((rows, columns));
         for (panel, scenario) in panels.iter().zip(&scenarios) {
             let entries = doc.entries_of(scenario);
-            let names: Vec<String> = entries.iter().map(|e| e.runtime.clone()).collect();
+            let count = entries.len().max(1);
+            // The first runtime on top: row i is drawn at y = count - 1 - i.
+            let names: Vec<String> = entries
+                .iter()
+                .rev()
+                .map(|e| {
+                    if e.valid {
+                        e.runtime.clone()
+                    } else {
+                        format!("{} (invalid)", e.runtime)
+                    }
+                })
+                .collect();
             let max = entries
                 .iter()
                 .filter_map(|e| {
@@ -100,41 +127,39 @@ pub fn chart(doc: &ResultsDoc, metric: Metric) -> anyhow::Result<Chart> {
                     Some(rep_range(e, metric).map_or(median, |(_, hi)| hi.max(median)))
                 })
                 .fold(0.0_f64, f64::max);
-            let count = entries.len().max(1);
+            // Room right of the longest bar for its value label.
+            let x_max = zero_based_range(max) * 1.1;
             let mut chart = ChartBuilder::on(panel)
                 .caption(*scenario, (FONT, 17))
                 .margin(10)
-                .x_label_area_size(if count > 4 { 56 } else { 36 })
-                .y_label_area_size(64)
-                .build_cartesian_2d(-0.5..(count as f64 - 0.5), 0.0..zero_based_range(max))
+                .margin_right(16)
+                .x_label_area_size(40)
+                .y_label_area_size(118)
+                .build_cartesian_2d(0.0..x_max, -0.5..(count as f64 - 0.5))
                 .map_err(plot_err)?;
             chart
                 .configure_mesh()
                 .bold_line_style(super::GRID_BOLD)
                 .light_line_style(super::GRID_LIGHT)
-                .disable_x_mesh()
-                .x_labels(count)
-                .x_label_formatter(&|x| category_label(&names, *x))
-                .x_label_style(if count > 4 {
-                    (FONT, 12).into_font().transform(FontTransform::Rotate90)
-                } else {
-                    (FONT, 13).into_font()
-                })
-                .y_label_formatter(&|y| super::fmt_axis(*y))
-                .y_desc(metric.y_desc())
+                .disable_y_mesh()
+                .y_labels(count)
+                .y_label_formatter(&|y| category_label(&names, *y))
+                .x_labels(5)
+                .x_label_formatter(&|x| super::fmt_axis(*x))
+                .x_desc(metric.y_desc())
                 .label_style((FONT, 12))
                 .axis_desc_style((FONT, 13))
                 .draw()
                 .map_err(plot_err)?;
             for (i, entry) in entries.iter().enumerate() {
-                let x = i as f64;
+                let y = (count - 1 - i) as f64;
                 let colour = runtime_colour(&entry.runtime);
                 let Some(value) = metric.value(&entry.summary.headline) else {
                     chart
                         .draw_series(std::iter::once(Text::new(
-                            "n/a",
-                            (x, zero_based_range(max) * 0.04),
-                            label_above(13, RGBColor(0x70, 0x70, 0x70)),
+                            "n/a (see table)",
+                            (0.0, y),
+                            label_right(12, RGBColor(0x70, 0x70, 0x70)),
                         )))
                         .map_err(plot_err)?;
                     continue;
@@ -146,28 +171,28 @@ pub fn chart(doc: &ResultsDoc, metric: Metric) -> anyhow::Result<Chart> {
                 };
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
-                        [(x - 0.32, 0.0), (x + 0.32, value)],
+                        [(0.0, y - 0.34), (value, y + 0.34)],
                         style,
                     )))
                     .map_err(plot_err)?;
                 if let Some((lo, hi)) = rep_range(entry, metric) {
                     chart
                         .draw_series(std::iter::once(PathElement::new(
-                            vec![(x, lo), (x, hi)],
+                            vec![(lo, y), (hi, y)],
                             BLACK.stroke_width(1),
                         )))
                         .map_err(plot_err)?;
                 }
                 let mut label = fmt_sig3(value);
                 if !entry.valid {
-                    label.push_str(" invalid");
+                    label.push_str(" (invalid)");
                 }
-                let top = rep_range(entry, metric).map_or(value, |(_, hi)| hi.max(value));
+                let end = rep_range(entry, metric).map_or(value, |(_, hi)| hi.max(value));
                 chart
                     .draw_series(std::iter::once(Text::new(
                         label,
-                        (x, top + zero_based_range(max) * 0.02),
-                        label_above(12, BLACK),
+                        (end + x_max * 0.01, y),
+                        label_right(12, BLACK),
                     )))
                     .map_err(plot_err)?;
             }

@@ -5,8 +5,8 @@
 use plotters::prelude::*;
 
 use super::{
-    decade_range, fmt_latency_us, plot_err, render_svg, slug, Chart, DESC_SIZE, FONT, LABEL_SIZE,
-    TITLE_SIZE,
+    decade_range, draw_side_legend, fmt_latency_us, plot_err, render_svg, slug, Chart, Mark,
+    DESC_SIZE, FONT, LABEL_SIZE, LEGEND_WIDTH, TITLE_SIZE,
 };
 use crate::hist::merged_latency;
 use crate::model::{Entry, ResultsDoc};
@@ -105,8 +105,9 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
     let (_, x_hi) = decade_range(1.0, x_max);
     let (y_lo, y_hi) = decade_range(y_min, y_max);
 
-    let svg = render_svg((960, 540), |root| {
-        let mut chart = ChartBuilder::on(root)
+    let svg = render_svg((960 + LEGEND_WIDTH, 540), |root| {
+        let (plot_area, legend_area) = root.split_horizontally(960);
+        let mut chart = ChartBuilder::on(&plot_area)
             .caption(&title, (FONT, TITLE_SIZE))
             .margin(14)
             .margin_right(48)
@@ -130,7 +131,7 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
         for curve in &curves {
             let colour = curve.colour;
             let style = colour.stroke_width(if curve.coarse { 1 } else { 2 });
-            let anno = if curve.valid {
+            if curve.valid {
                 chart.draw_series(LineSeries::new(curve.points.iter().copied(), style))
             } else {
                 chart.draw_series(DashedLineSeries::new(
@@ -141,24 +142,15 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
                 ))
             }
             .map_err(plot_err)?;
-            let dashed = !curve.valid;
-            anno.label(curve.label.clone()).legend(move |(x, y)| {
-                if dashed {
-                    PathElement::new(vec![(x, y), (x + 7, y)], colour.stroke_width(2))
-                } else {
-                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-                }
-            });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(plot_err)?;
-        Ok(())
+        let items: Vec<(String, RGBColor, Mark)> = curves
+            .iter()
+            .map(|c| {
+                let mark = if c.valid { Mark::Line } else { Mark::Dashed };
+                (c.label.clone(), c.colour, mark)
+            })
+            .collect();
+        draw_side_legend(&legend_area, 60, &items)
     })?;
 
     Ok(Chart {

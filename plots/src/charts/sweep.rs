@@ -4,12 +4,13 @@
 use plotters::prelude::*;
 
 use super::{
-    decade_range, fmt_latency_us, fmt_rate, plot_err, render_svg, slug, Chart, DESC_SIZE, FONT,
-    LABEL_SIZE, TITLE_SIZE,
+    decade_range, draw_side_legend, fmt_latency_us, fmt_rate, plot_err, render_svg, slug, Chart,
+    Mark, DESC_SIZE, FONT, LABEL_SIZE, TITLE_SIZE,
 };
 use crate::model::{Sweep, SweepDoc};
 use crate::palette::runtime_colour;
 
+const SWEEP_LEGEND_WIDTH: u32 = 290;
 const SLO_RED: RGBColor = RGBColor(0xC0, 0x00, 0x00);
 
 /// Scenario names in the order they first appear in the sweep file.
@@ -23,9 +24,20 @@ pub fn scenarios(doc: &SweepDoc) -> Vec<&str> {
     names
 }
 
+/// `50k`, or `≥ 50k` when the sweep stopped while still sustained (a lower bound).
+pub fn max_label(sweep: &Sweep) -> Option<String> {
+    let max = sweep.max_sustainable_msgs_per_s?;
+    let bound = sweep.steps.last().is_some_and(|s| s.sustained);
+    Some(format!(
+        "{}{}",
+        if bound { "≥ " } else { "" },
+        fmt_rate(max)
+    ))
+}
+
 fn legend_label(sweep: &Sweep) -> String {
-    match sweep.max_sustainable_msgs_per_s {
-        Some(max) => format!("{}: max {} msg/s", sweep.runtime, fmt_rate(max)),
+    match max_label(sweep) {
+        Some(max) => format!("{}: max {max} msg/s", sweep.runtime),
         None => format!("{}: no sustainable step", sweep.runtime),
     }
 }
@@ -52,8 +64,9 @@ pub fn chart(doc: &SweepDoc, scenario: &str) -> anyhow::Result<Chart> {
     let (y_lo, y_hi) = decade_range(y_min, y_max * 1.5);
     let x_hi = x_max * 1.08;
 
-    let svg = render_svg((1000, 560), |root| {
-        let mut chart = ChartBuilder::on(root)
+    let svg = render_svg((1000 + SWEEP_LEGEND_WIDTH, 560), |root| {
+        let (plot_area, legend_area) = root.split_horizontally(1000);
+        let mut chart = ChartBuilder::on(&plot_area)
             .caption(&title, (FONT, TITLE_SIZE))
             .margin(14)
             .x_label_area_size(48)
@@ -80,9 +93,12 @@ pub fn chart(doc: &SweepDoc, scenario: &str) -> anyhow::Result<Chart> {
                 6,
                 SLO_RED.stroke_width(2),
             ))
-            .map_err(plot_err)?
-            .label(format!("SLO: p99 {}", fmt_latency_us(doc.slo_p99_us)))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO_RED.stroke_width(2)));
+            .map_err(plot_err)?;
+        let mut items: Vec<(String, RGBColor, Mark)> = vec![(
+            format!("SLO: p99 {}", fmt_latency_us(doc.slo_p99_us)),
+            SLO_RED,
+            Mark::Dashed,
+        )];
 
         for sweep in &sweeps {
             let colour = runtime_colour(&sweep.runtime);
@@ -101,11 +117,8 @@ pub fn chart(doc: &SweepDoc, scenario: &str) -> anyhow::Result<Chart> {
                     line.iter().copied(),
                     colour.stroke_width(2),
                 ))
-                .map_err(plot_err)?
-                .label(legend_label(sweep))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-                });
+                .map_err(plot_err)?;
+            items.push((legend_label(sweep), colour, Mark::Line));
             for (step, point) in sweep.steps.iter().zip(&line) {
                 let style = if step.sustained {
                     colour.filled()
@@ -130,24 +143,11 @@ pub fn chart(doc: &SweepDoc, scenario: &str) -> anyhow::Result<Chart> {
                 }
             }
         }
-        chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(plot_err)?
-            .label("hollow point: step not sustained")
-            .legend(|(x, y)| Circle::new((x + 9, y), 5, BLACK.stroke_width(2)));
-        chart
-            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(plot_err)?
-            .label("ring: max sustainable step")
-            .legend(|(x, y)| Circle::new((x + 9, y), 8, BLACK.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(plot_err)?;
+        let grey = RGBColor(0x40, 0x40, 0x40);
+        items.push(("step sustained".into(), grey, Mark::Point));
+        items.push(("step not sustained".into(), grey, Mark::HollowPoint));
+        items.push(("max sustainable step".into(), grey, Mark::Ring));
+        draw_side_legend(&legend_area, 60, &items)?;
         Ok(())
     })?;
 

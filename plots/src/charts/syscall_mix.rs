@@ -10,10 +10,10 @@ use super::{
     DESC_SIZE, FONT, LABEL_SIZE, TITLE_SIZE,
 };
 use crate::model::{Entry, ResultsDoc};
-use crate::palette::{runtime_colour, syscall_colour};
+use crate::palette::{runtime_colour, syscall_colour, OTHER_SYSCALLS};
 
 /// Syscalls listed by name before the rest is folded into "other".
-const MAX_NAMED: usize = 9;
+const MAX_NAMED: usize = 9; // = the distinct colours of palette::syscall_colour
 
 /// Per-message syscall counts by name for one entry, or why there are none.
 fn mix(entry: &Entry) -> Result<BTreeMap<String, f64>, String> {
@@ -71,6 +71,14 @@ fn legend_order(mixes: &[&BTreeMap<String, f64>]) -> Vec<String> {
     order
 }
 
+fn segment_colour(order: &[String], slot: usize) -> RGBColor {
+    if order.get(slot).is_some_and(|name| name == "other") {
+        OTHER_SYSCALLS
+    } else {
+        syscall_colour(slot)
+    }
+}
+
 /// Folds names not in `order` into "other".
 fn fold(mix: &BTreeMap<String, f64>, order: &[String]) -> Vec<f64> {
     let mut values = vec![0.0; order.len()];
@@ -113,7 +121,7 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
         })
         .collect();
     let count = entries.len().max(1);
-    let width = (300 + 130 * count as u32).max(820);
+    let width = (300 + 150 * count as u32).max(820);
 
     let svg = render_svg((width, 500), |root| {
         if present.is_empty() {
@@ -171,7 +179,7 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(x - 0.3, base), (x + 0.3, base + value)],
-                        syscall_colour(slot).filled(),
+                        segment_colour(&order, slot).filled(),
                     )))
                     .map_err(plot_err)?;
                 base += value;
@@ -209,7 +217,7 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
             legend_area
                 .draw(&Rectangle::new(
                     [(10, y), (28, y + 16)],
-                    syscall_colour(slot).filled(),
+                    segment_colour(&order, slot).filled(),
                 ))
                 .map_err(plot_err)?;
             legend_area

@@ -4,14 +4,14 @@
 use plotters::prelude::*;
 
 use super::{
-    decade_range, fmt_latency_us, fmt_rate, plot_err, render_svg, slug, zero_based_range, Chart,
-    DESC_SIZE, FONT, LABEL_SIZE, TITLE_SIZE,
+    decade_range, draw_side_legend, fmt_latency_us, fmt_rate, plot_err, render_svg, slug,
+    zero_based_range, Chart, Mark, DESC_SIZE, FONT, LABEL_SIZE, LEGEND_WIDTH, TITLE_SIZE,
 };
 use crate::model::{Entry, ResultsDoc};
 use crate::palette::runtime_colour;
 
-/// Windows shorter than this (a final partial second) are not drawn: their rate is noise.
-pub const MIN_WINDOW_S: f64 = 0.5;
+/// Windows shorter than this (a sliver of a final second) are not drawn: their rate is noise.
+pub const MIN_WINDOW_S: f64 = 0.2;
 
 pub(crate) struct Series {
     pub label: String,
@@ -96,9 +96,10 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
         .map(|s| s.boundaries.clone())
         .unwrap_or_default();
 
-    let svg = render_svg((1000, 720), |root| {
+    let svg = render_svg((1000 + LEGEND_WIDTH, 720), |root| {
         let titled = root.titled(&title, (FONT, TITLE_SIZE)).map_err(plot_err)?;
-        let (top, bottom) = titled.split_vertically(330);
+        let (plots, legend_area) = titled.split_horizontally(1000);
+        let (top, bottom) = plots.split_vertically(330);
 
         let mut upper = ChartBuilder::on(&top)
             .margin(12)
@@ -158,7 +159,7 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
         for s in &all {
             let colour = s.colour;
             let style = colour.stroke_width(2);
-            let anno = if s.valid {
+            if s.valid {
                 upper.draw_series(LineSeries::new(s.throughput.iter().copied(), style))
             } else {
                 upper.draw_series(DashedLineSeries::new(
@@ -169,9 +170,6 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
                 ))
             }
             .map_err(plot_err)?;
-            anno.label(s.label.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-            });
             upper
                 .draw_series(
                     s.throughput
@@ -189,15 +187,14 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
                 .draw_series(s.p99.iter().map(|p| Circle::new(*p, 3, colour.filled())))
                 .map_err(plot_err)?;
         }
-        upper
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(plot_err)?;
-        Ok(())
+        let items: Vec<(String, RGBColor, Mark)> = all
+            .iter()
+            .map(|s| {
+                let mark = if s.valid { Mark::Line } else { Mark::Dashed };
+                (s.label.clone(), s.colour, mark)
+            })
+            .collect();
+        draw_side_legend(&legend_area, 30, &items)
     })?;
 
     let mut caption = "Each point is one second of a measured window; repetitions follow each \
@@ -206,6 +203,11 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
         .to_owned();
     if all.iter().all(|s| s.throughput.is_empty()) {
         caption.push_str(" No per-second windows were recorded.");
+    } else if all.iter().all(|s| s.throughput.len() <= 1) {
+        caption.push_str(
+            " This run has a single window per runtime (e.g. bench-all --quick), so there is no \
+             trend to see; longer windows (--duration) give one point per second.",
+        );
     }
     Ok(Chart {
         file_name: format!("timeline-{}.svg", slug(scenario)),
