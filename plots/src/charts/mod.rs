@@ -146,10 +146,11 @@ pub fn fmt_rate(value: f64) -> String {
     let abs = value.abs();
     if abs >= 1e6 {
         format!("{:.2}M", value / 1e6)
-    } else if abs >= 1e4 {
+    } else if abs >= 1e5 {
         format!("{:.0}k", value / 1e3)
     } else if abs >= 1e3 {
-        format!("{:.1}k", value / 1e3)
+        let k = format!("{:.1}", value / 1e3);
+        format!("{}k", k.trim_end_matches(".0"))
     } else {
         format!("{value:.0}")
     }
@@ -271,6 +272,15 @@ mod tests {
         assert_eq!(fmt_latency_us(1250.0), "1.25 ms");
         assert_eq!(fmt_latency_us(25_000.0), "25 ms");
         assert_eq!(fmt_latency_us(2_100_000.0), "2.10 s");
+    }
+
+    #[test]
+    fn rates_keep_three_significant_digits() {
+        assert_eq!(fmt_rate(12_500.0), "12.5k");
+        assert_eq!(fmt_rate(50_000.0), "50k");
+        assert_eq!(fmt_rate(250_000.0), "250k");
+        assert_eq!(fmt_rate(1_250.0), "1.2k");
+        assert_eq!(fmt_rate(2_500_000.0), "2.50M");
     }
 
     #[test]
