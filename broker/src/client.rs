@@ -180,6 +180,13 @@ impl Connection<'_> {
         loop {
             if buf.capacity() - buf.len() < chunk / 4 {
                 buf.reserve(chunk.max(buf.len()));
+            } else if buf.capacity() > 4 * chunk && buf.len() <= chunk {
+                // A buffer grown for a large message has been consumed: what is left of it
+                // (the start of the next operation) moves to a fresh buffer, so that a small
+                // payload read next does not land in, and keep alive, the large allocation.
+                let mut fresh = BytesMut::with_capacity(chunk);
+                fresh.extend_from_slice(&buf);
+                buf = fresh;
             }
             let (res, b) = read.read(buf).await;
             buf = b;
@@ -349,6 +356,25 @@ impl Connection<'_> {
         payload: &Bytes,
     ) {
         let matches = self.broker.sublist().matches(subject_);
+        if matches.plain.is_empty() && matches.groups.is_empty() {
+            return;
+        }
+        // A payload is a slice of the read buffer it arrived in, and a queued slice keeps that
+        // whole buffer alive. A payload smaller than a read buffer is copied out once per
+        // publish (never per subscriber), so that a subscriber's queue holds about the bytes
+        // max pending counts, not a read buffer per message (a stuck subscriber of small
+        // messages interleaved with large ones would otherwise hold memory far beyond max
+        // pending). A larger payload is shared; its buffer was grown for it (see `read_loop`).
+        let detach_below = self.broker.config().read_buffer;
+        let detach = |b: &Bytes| {
+            if b.len() < detach_below {
+                Bytes::copy_from_slice(b)
+            } else {
+                b.clone()
+            }
+        };
+        let (headers, payload) = (headers.map(detach), detach(payload));
+        let (headers, payload) = (headers.as_ref(), &payload);
         for sub in &matches.plain {
             self.deliver(sub, subject_, reply, headers, payload);
         }
@@ -428,7 +454,11 @@ async fn write_loop<R: Runtime>(
 ) {
     let config = broker.config();
     let accepted = Instant::now();
-    let check_every = (config.write_deadline / 2).max(Duration::from_millis(1));
+    // Often enough to keep the write deadline to within half of it and the PING interval to
+    // within one interval.
+    let check_every = (config.write_deadline / 2)
+        .min(config.ping_interval)
+        .max(Duration::from_millis(1));
     let mut next_ping = accepted + config.ping_interval;
     let mut timer = pin!(R::sleep(config.connect_timeout.min(check_every)));
     let mut frames: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
@@ -451,12 +481,17 @@ async fn write_loop<R: Runtime>(
                 match select(writing.as_mut(), timer.as_mut()).await {
                     Either::Left((res, _)) => break res,
                     Either::Right(((), _)) => {
-                        if write_started.elapsed() >= config.write_deadline {
+                        let blocked = write_started.elapsed();
+                        if blocked >= config.write_deadline {
                             client.outbound.cut_slow_consumer();
                             break Err(io::ErrorKind::TimedOut.into());
                         }
                         on_timer(config, client, accepted, &mut next_ping);
-                        timer.set(R::sleep(check_every));
+                        // A write is blocked: wake up when its deadline passes, not up to a
+                        // check period later (a socket that drains a little now and then
+                        // would otherwise stretch the deadline by half).
+                        let until_deadline = config.write_deadline - blocked;
+                        timer.set(R::sleep(check_every.min(until_deadline)));
                     }
                 }
             }

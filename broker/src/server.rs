@@ -182,23 +182,29 @@ fn start_connection<R: Runtime, S: Spawner<R>>(
     // Latency is the product: never let Nagle hold a small MSG back.
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
-    let client = match broker.register() {
-        Some(client) => client,
-        None => {
-            // Refused: the writer sends the -ERR and closes; the reader sees the close.
-            let refused = ClientShared::new(0, broker.config.max_pending);
-            refused.outbound.close(
-                CloseReason::ProtocolError,
-                Some("maximum connections exceeded"),
-            );
-            spawn_pair::<R, S>(broker, spawner, refused, read, write);
-            return;
-        }
+    let (client, refused) = match broker.register() {
+        Some(client) => (client, false),
+        // Never registered, so it does not count; its id is only for INFO.
+        None => (
+            ClientShared::new(
+                broker.next_client_id.fetch_add(1, Ordering::Relaxed),
+                broker.config.max_pending,
+            ),
+            true,
+        ),
     };
     let info = broker.info(client.id, local, peer);
     client
         .outbound
         .push_text(|out: &mut BytesMut| encode::info(out, &info));
+    if refused {
+        // As nats-server: INFO, then the -ERR, then close. The writer sends both and shuts the
+        // socket down; the reader sees the close.
+        client.outbound.close(
+            CloseReason::ProtocolError,
+            Some("maximum connections exceeded"),
+        );
+    }
     spawn_pair::<R, S>(broker, spawner, client, read, write);
 }
 

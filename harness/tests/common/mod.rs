@@ -12,16 +12,62 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     pub runtime: String,
+    /// nats-server's configuration file, deleted when the server is dropped.
+    _config: Option<tempfile::TempPath>,
+}
+
+/// How to start a server ([`Server::start_with`]).
+#[derive(Default)]
+pub struct StartOptions<'a> {
+    /// Extra `fanbench serve` arguments (ignored for nats-server).
+    pub extra: &'a [&'a str],
+    /// nats-server configuration file text (ignored for fanbench rows).
+    pub nats_config: Option<&'a str>,
+    /// `RLIMIT_NOFILE` (soft and hard) for the server process.
+    pub nofile: Option<u64>,
+}
+
+/// Set `RLIMIT_NOFILE` (soft and hard) in the child between fork and exec. The hard limit too,
+/// because Go programs (nats-server) raise their soft limit to the hard one at start.
+fn limit_open_files(command: &mut Command, n: u64) {
+    use std::os::unix::process::CommandExt;
+    let limit = libc::rlimit {
+        rlim_cur: n,
+        rlim_max: n,
+    };
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit(2),
+    // which is async-signal-safe; `limit` is a plain value copied into the closure.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
 }
 
 impl Server {
     /// Start `fanbench serve --runtime <runtime> --addr 127.0.0.1:0 <extra>` and wait until it
     /// says where it listens.
     pub fn start(runtime: &str, extra: &[&str]) -> Server {
+        Self::start_with(
+            runtime,
+            &StartOptions {
+                extra,
+                ..StartOptions::default()
+            },
+        )
+    }
+
+    /// Start a server with options: `extra` arguments for `fanbench serve`, a configuration
+    /// file for nats-server (which has no flags for its limits), and an open-file limit.
+    pub fn start_with(runtime: &str, opts: &StartOptions<'_>) -> Server {
         if runtime == "nats-server" {
-            return Self::start_nats_server();
+            return Self::start_nats_server(opts);
         }
-        Self::start_fanbench(runtime, extra)
+        Self::start_fanbench(runtime, opts)
     }
 
     /// Whether the reference nats-server row can run here. It must when
@@ -44,10 +90,15 @@ impl Server {
         installed
     }
 
-    fn start_fanbench(runtime: &str, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fanbench"))
+    fn start_fanbench(runtime: &str, opts: &StartOptions<'_>) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fanbench"));
+        command
             .args(["serve", "--runtime", runtime, "--addr", "127.0.0.1:0"])
-            .args(extra)
+            .args(opts.extra);
+        if let Some(n) = opts.nofile {
+            limit_open_files(&mut command, n);
+        }
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -70,18 +121,36 @@ impl Server {
             child,
             addr,
             runtime: runtime.to_string(),
+            _config: None,
         }
     }
 
     /// Start the reference `nats-server` (Debian package) on a free port.
-    fn start_nats_server() -> Server {
+    fn start_nats_server(opts: &StartOptions<'_>) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        let mut command = Command::new("nats-server");
+        command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+        let config = opts.nats_config.map(|text| {
+            let mut file = tempfile::Builder::new()
+                .prefix("fanbench-nats-")
+                .suffix(".conf")
+                .tempfile()
+                .expect("creating a nats-server config file");
+            file.write_all(text.as_bytes())
+                .expect("writing the nats-server config");
+            file.into_temp_path()
+        });
+        if let Some(path) = &config {
+            command.arg("-c").arg(path);
+        }
+        if let Some(n) = opts.nofile {
+            limit_open_files(&mut command, n);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -99,6 +168,7 @@ impl Server {
             child,
             addr,
             runtime: "nats-server".to_string(),
+            _config: config,
         }
     }
 
@@ -131,6 +201,24 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Open descriptors of the server process (`/proc/<pid>/fd`).
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("reading the server's /proc/<pid>/fd")
+            .count()
+    }
+
+    /// A numeric field of `/proc/<pid>/status`: `VmRSS`, `VmHWM` (KiB), `Threads`.
+    pub fn status_field(&self, key: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("reading the server's /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in /proc/<pid>/status"))
     }
 }
 
