@@ -1040,8 +1040,12 @@ fn reset_storm_leaks_no_descriptors_tasks_or_memory(rt: &str) {
         // neither is a leak signal there. Descriptors and delivery are checked above.
         return;
     }
+    // On the threads row a task is a thread: none may be left. Elsewhere runtime helper pools
+    // start threads on demand (compio's blocking pool: up to 256, each ending after 60 s
+    // idle) and may add a few; a thread per reset connection left behind would add hundreds.
+    let allowed = if rt == "threads" { 0 } else { 16 };
     assert!(
-        threads_after <= threads_warm,
+        threads_after <= threads_warm + allowed,
         "{rt}: threads leaked: {threads_warm} -> {threads_after}"
     );
     // 200 leaked connections would hold at least their read buffers (64 KiB each: 12.5 MiB).
