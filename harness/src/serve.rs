@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// uring row: SQEs queued before a submit is forced mid-tick.
     #[arg(long, default_value_t = fanbench_uring::UringConfig::default().batch_threshold)]
     pub uring_batch_threshold: u32,
+    /// uring row: send coalescing window in microseconds (0: off; see fanbench_uring docs).
+    #[arg(long, default_value_t = fanbench_uring::DEFAULT_COALESCE.as_micros() as u64)]
+    pub uring_coalesce_us: u64,
 }
 
 impl ServeArgs {
@@ -163,6 +166,7 @@ fn serve_row(
                 policy: args.uring_policy,
                 ring_entries: args.uring_ring_entries,
                 batch_threshold: args.uring_batch_threshold,
+                coalesce: Duration::from_micros(args.uring_coalesce_us),
                 ..UringConfig::default()
             };
             // Every thread's counters are summed into one set (`UringStats::merge`).

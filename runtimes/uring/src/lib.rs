@@ -17,7 +17,9 @@
 //!   reserved value for ops that own nothing), the op lifecycle state machine
 //!   (`driver/lifecycle.rs`), and the submission policy ([`SubmitPolicy`]).
 //! - **Ops** (`driver/op/*.rs`, one file per opcode): multishot accept, recv, send, sendmsg
-//!   (vectored), connect, shutdown, close, timeout, cancel, and the eventfd read.
+//!   (vectored), connect, close, timeout, cancel, and the eventfd read. Shutdown is a plain
+//!   `shutdown(2)`: the kernel always punts IORING_OP_SHUTDOWN to an io-wq thread
+//!   (`driver/op/shutdown.rs`).
 //! - **Timers** (`time`): an ordered map of deadlines; one kernel timeout for the earliest,
 //!   armed only when the runtime parks.
 //!
@@ -75,7 +77,9 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
-pub use config::{SubmitPolicy, UnknownPolicy, UringConfig, DEFAULT_POLICY};
+pub use config::{
+    SubmitPolicy, UnknownPolicy, UringConfig, DEFAULT_COALESCE, DEFAULT_POLICY, MAX_COALESCE,
+};
 pub use net::{UringListener, UringReadHalf, UringStream, UringWriteHalf};
 pub use stats::{Bucket, RingFlags, SqesPerEnter, UringStats, SQES_PER_ENTER_BOUNDS};
 pub use time::{interval, sleep, sleep_until, Interval, Sleep};

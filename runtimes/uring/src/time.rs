@@ -97,6 +97,17 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let this = self.get_mut();
+        // Registered and still in the map: the executor has not found it due yet (it removes
+        // entries as they expire, every tick), so no clock read is needed. A sleep is polled
+        // each time its task is (a writer selects on one per wake-up), so this matters.
+        if let Some((ctx, key)) = &this.registered {
+            if let Some(w) = ctx.timers.borrow_mut().entries.get_mut(key) {
+                if !w.will_wake(cx.waker()) {
+                    *w = cx.waker().clone();
+                }
+                return Poll::Pending;
+            }
+        }
         if Instant::now() >= this.deadline {
             this.unregister();
             return Poll::Ready(());

@@ -12,6 +12,11 @@
 //!     ▼                           completion without F_MORE
 //! Ignored(resources) ─────────────────────────────────────▶ (slot freed, resources dropped)
 //!
+//! Submitted/Waiting with `hold` (sends, when a coalescing window is configured): a
+//! successful completion goes to Held { completion, waker } instead of Completed, and every
+//! held op is released (to Completed, its waker woken) together when the window ends. The
+//! kernel is done with a held op: dropping its future frees the slot at once.
+//!
 //! Multishot { ready, waker, finished }: each completion is queued in `ready`; the one
 //! without IORING_CQE_F_MORE sets `finished`. Dropped: queued and later results are handed
 //! to the resources' `on_orphan_completion` (which closes accepted fds), then as above.
@@ -65,12 +70,19 @@ pub(crate) struct Multishot {
 
 /// One registry slot.
 pub(crate) enum Lifecycle {
-    /// In the submission queue or in the kernel; nobody polled it yet.
-    Submitted,
+    /// In the submission queue or in the kernel; nobody polled it yet. `hold`: a successful
+    /// completion is held until the coalescing window ends.
+    Submitted { hold: bool },
     /// In the kernel; this waker is woken by the completion.
-    Waiting(Waker),
+    Waiting { waker: Waker, hold: bool },
     /// The completion arrived; the future has not collected it yet.
     Completed(Completion),
+    /// The completion arrived and is held until the coalescing window ends (the kernel is
+    /// done with the op; only the wake is deferred).
+    Held {
+        completion: Completion,
+        waker: Option<Waker>,
+    },
     /// The future was dropped (or the op was detached by the driver). The kernel may still
     /// use these resources, so they live here until the last completion.
     Ignored(Box<dyn Orphan>),

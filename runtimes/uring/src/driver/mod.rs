@@ -20,6 +20,16 @@
 //! An enter carries `GETEVENTS` whenever it waits, or the kernel flagged pending completion
 //! work (`IORING_SQ_TASKRUN`, needed with `DEFER_TASKRUN`/`COOP_TASKRUN`) or CQ overflow.
 //!
+//! # Send coalescing
+//!
+//! With a coalescing window (`UringConfig::coalesce` > 0), the successful completion of a send
+//! is *held*: its task is not woken until the window that began with the first held
+//! completion ends, and then every held send is released at once. Meanwhile the connection's
+//! queue keeps filling, so the woken writer takes more frames into its next send: one send
+//! (and one pass through the kernel's TCP stack) carries several messages. A send that starts
+//! on an idle connection is never delayed (nothing is held), so an unloaded server adds no
+//! latency; a loaded one adds at most one window. Errors are never held.
+//!
 //! # Safety
 //!
 //! The invariant the whole crate rests on: **the registry holds every resource the kernel may
@@ -83,6 +93,16 @@ struct ArmedTimer {
     key: usize,
 }
 
+/// Ops whose successful completions are held for the coalescing window (module docs).
+struct Holding {
+    window: Duration,
+    /// Slots that went to `Held` in the current window. May name slots since freed or
+    /// reused: only slots still in `Held` are released.
+    keys: Vec<usize>,
+    /// When the current window ends (`None`: nothing held).
+    until: Option<Instant>,
+}
+
 /// The ring, the op registry and the submission policy. See the module docs.
 ///
 /// Invariant: no slot of `ops` is freed before its last completion; `Drop` empties the
@@ -102,6 +122,7 @@ pub(crate) struct Driver {
     last_completion: Instant,
     /// Adaptive policy: ticks for which queued SQEs / pending completion work were held back.
     held_ticks: u32,
+    holding: Holding,
     to_wake: Vec<Waker>,
     graveyard: Vec<Box<dyn Orphan>>,
     pub(crate) stats: UringStats,
@@ -114,6 +135,7 @@ impl Driver {
         setup::check_opcodes(&ring)?;
         let stats = UringStats::new(
             config.policy,
+            config.coalesce.as_micros() as u64,
             ring.params().sq_entries(),
             ring.params().cq_entries(),
             flags,
@@ -131,6 +153,11 @@ impl Driver {
             timer: None,
             last_completion: Instant::now(),
             held_ticks: 0,
+            holding: Holding {
+                window: config.coalesce,
+                keys: Vec::new(),
+                until: None,
+            },
             to_wake: Vec::new(),
             graveyard: Vec::new(),
             stats,
@@ -146,9 +173,11 @@ impl Driver {
 
     // ---- registering ops ------------------------------------------------------------
 
-    /// Queue a single-shot op; returns its registry slot.
-    pub(crate) fn submit(&mut self, sqe: Entry) -> usize {
-        self.submit_in_state(sqe, Lifecycle::Submitted)
+    /// Queue a single-shot op; returns its registry slot. `coalesce`: the op is a send whose
+    /// successful completion may be held for the coalescing window.
+    pub(crate) fn submit(&mut self, sqe: Entry, coalesce: bool) -> usize {
+        let hold = coalesce && !self.holding.window.is_zero();
+        self.submit_in_state(sqe, Lifecycle::Submitted { hold })
     }
 
     /// Queue a multishot op; returns its registry slot.
@@ -233,14 +262,21 @@ impl Driver {
                 self.ops.remove(key);
                 Poll::Ready(c)
             }
-            Lifecycle::Submitted => {
-                *state = Lifecycle::Waiting(cx.waker().clone());
+            Lifecycle::Submitted { hold } => {
+                *state = Lifecycle::Waiting {
+                    waker: cx.waker().clone(),
+                    hold: *hold,
+                };
                 Poll::Pending
             }
-            Lifecycle::Waiting(w) => {
+            Lifecycle::Waiting { waker: w, .. } | Lifecycle::Held { waker: Some(w), .. } => {
                 if !w.will_wake(cx.waker()) {
                     *w = cx.waker().clone();
                 }
+                Poll::Pending
+            }
+            Lifecycle::Held { waker, .. } => {
+                *waker = Some(cx.waker().clone());
                 Poll::Pending
             }
             Lifecycle::Ignored(_) | Lifecycle::Multishot(_) => {
@@ -282,11 +318,11 @@ impl Driver {
         resources: Box<dyn Orphan>,
     ) -> Option<Box<dyn Orphan>> {
         match self.ops.get_mut(key) {
-            Some(Lifecycle::Completed(_)) => {
+            Some(Lifecycle::Completed(_) | Lifecycle::Held { .. }) => {
                 self.ops.remove(key);
                 Some(resources)
             }
-            Some(state @ (Lifecycle::Submitted | Lifecycle::Waiting(_))) => {
+            Some(state @ (Lifecycle::Submitted { .. } | Lifecycle::Waiting { .. })) => {
                 *state = Lifecycle::Ignored(resources);
                 self.stats.ops_cancelled += 1;
                 self.cancel(key);
@@ -354,7 +390,9 @@ impl Driver {
         }
         if total > 0 {
             self.stats.cqes_reaped += total as u64;
-            self.last_completion = Instant::now();
+            if self.policy == SubmitPolicy::Adaptive {
+                self.last_completion = Instant::now();
+            }
         }
         total
     }
@@ -371,11 +409,31 @@ impl Driver {
             return;
         };
         match state {
-            Lifecycle::Submitted => *state = Lifecycle::Completed(completion),
-            Lifecycle::Waiting(_) => {
-                if let Lifecycle::Waiting(waker) =
+            Lifecycle::Submitted { hold } => {
+                if *hold && completion.result > 0 {
+                    *state = Lifecycle::Held {
+                        completion,
+                        waker: None,
+                    };
+                    self.hold(key);
+                } else {
+                    *state = Lifecycle::Completed(completion);
+                }
+            }
+            Lifecycle::Waiting { hold, .. } => {
+                let held = *hold && completion.result > 0;
+                let Lifecycle::Waiting { waker, .. } =
                     mem::replace(state, Lifecycle::Completed(completion))
-                {
+                else {
+                    unreachable!()
+                };
+                if held {
+                    *state = Lifecycle::Held {
+                        completion,
+                        waker: Some(waker),
+                    };
+                    self.hold(key);
+                } else {
                     self.to_wake.push(waker);
                 }
             }
@@ -402,11 +460,47 @@ impl Driver {
                     }
                 }
             }
-            Lifecycle::Completed(_) => {
+            Lifecycle::Completed(_) | Lifecycle::Held { .. } => {
                 debug_assert!(
                     false,
                     "fanbench-uring: second completion for single-shot op"
                 );
+            }
+        }
+    }
+
+    /// Hold slot `key`'s completion until the current coalescing window ends (opening one if
+    /// none is open).
+    fn hold(&mut self, key: usize) {
+        self.stats.completions_held += 1;
+        self.holding.keys.push(key);
+        if self.holding.until.is_none() {
+            self.holding.until = Some(Instant::now() + self.holding.window);
+        }
+    }
+
+    /// End the coalescing window if it is over: every held op becomes `Completed` and its
+    /// waker is queued.
+    fn release_held(&mut self) {
+        let Some(until) = self.holding.until else {
+            return;
+        };
+        if Instant::now() < until {
+            return;
+        }
+        self.holding.until = None;
+        self.stats.hold_windows += 1;
+        for key in self.holding.keys.drain(..) {
+            let Some(state) = self.ops.get_mut(key) else {
+                continue;
+            };
+            if let Lifecycle::Held { completion, .. } = *state {
+                if let Lifecycle::Held {
+                    waker: Some(waker), ..
+                } = mem::replace(state, Lifecycle::Completed(completion))
+                {
+                    self.to_wake.push(waker);
+                }
             }
         }
     }
@@ -492,6 +586,7 @@ impl Driver {
     /// `next_timer`: the earliest sleep deadline.
     pub(crate) fn turn(&mut self, runnable: bool, next_timer: Option<Instant>) {
         self.arm_wake();
+        self.release_held();
         let runnable = runnable || !self.to_wake.is_empty();
         let reaped = self.reap();
         if runnable || reaped > 0 {
@@ -506,7 +601,11 @@ impl Driver {
             self.reap();
             return;
         }
-        self.park(next_timer);
+        let deadline = match (next_timer, self.holding.until) {
+            (Some(t), Some(h)) => Some(t.min(h)),
+            (t, h) => t.or(h),
+        };
+        self.park(deadline);
     }
 
     /// Hand queued SQEs to the kernel as the policy says, without waiting. `spinning`: the
@@ -532,7 +631,8 @@ impl Driver {
         }
     }
 
-    /// Block in the kernel until a completion arrives (an I/O, the timer, or a remote wake).
+    /// Block in the kernel until a completion arrives (an I/O, the timer, the end of the
+    /// coalescing window, or a remote wake).
     fn park(&mut self, next_timer: Option<Instant>) {
         if let Some(deadline) = next_timer {
             if deadline <= Instant::now() {

@@ -35,6 +35,10 @@ pub(crate) mod wake;
 
 /// An opcode: owns everything its SQE points to.
 pub(crate) trait OpAble: Orphan + Unpin + Sized {
+    /// Whether this op is a send whose successful completion may be held for the coalescing
+    /// window (see `driver`'s module docs, # Send coalescing).
+    const COALESCE: bool = false;
+
     /// Build the SQE (without `user_data`, which the driver sets). Every pointer it takes
     /// points into the heap, so the op data may move after this call.
     fn sqe(&mut self) -> Entry;
@@ -57,7 +61,7 @@ impl<T: OpAble> Op<T> {
             Err(e) => return Err((e, data)),
         };
         let sqe = data.sqe();
-        let key = ctx.driver.borrow_mut().submit(sqe);
+        let key = ctx.driver.borrow_mut().submit(sqe, T::COALESCE);
         Ok(Op {
             ctx,
             key,

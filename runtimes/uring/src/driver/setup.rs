@@ -28,6 +28,13 @@ pub(crate) fn validate(config: &UringConfig) -> io::Result<()> {
     if config.tick_budget == 0 {
         return invalid("io_uring tick budget must be at least 1 task per tick".into());
     }
+    if config.coalesce > crate::config::MAX_COALESCE {
+        return invalid(format!(
+            "io_uring send coalescing window must be at most {:?}, got {:?}",
+            crate::config::MAX_COALESCE,
+            config.coalesce
+        ));
+    }
     if config.batch_threshold == 0 {
         return invalid("io_uring batch threshold must be at least 1 SQE".into());
     }
@@ -123,7 +130,6 @@ pub(crate) fn check_opcodes(ring: &IoUring) -> io::Result<()> {
         (opcode::Accept::CODE, "ACCEPT"),
         (opcode::Connect::CODE, "CONNECT"),
         (opcode::Close::CODE, "CLOSE"),
-        (opcode::Shutdown::CODE, "SHUTDOWN"),
         (opcode::Timeout::CODE, "TIMEOUT"),
         (opcode::TimeoutRemove::CODE, "TIMEOUT_REMOVE"),
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),

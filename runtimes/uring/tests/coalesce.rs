@@ -1,0 +1,114 @@
+//! Send coalescing: a held send completion wakes its task no sooner than the window, frees
+//! its slot at once if its future is dropped, and errors are never held.
+
+mod common;
+
+use std::future::{poll_fn, Future};
+use std::io::Read;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use common::{pair, watchdog};
+use fanbench_rt::{AsyncWriteRent, Stream};
+use fanbench_uring::{current_stats, sleep, UringConfig, UringRuntime, MAX_COALESCE};
+
+fn runtime_with_window(window: Duration) -> UringRuntime {
+    UringRuntime::new(UringConfig {
+        coalesce: window,
+        ..UringConfig::default()
+    })
+    .expect("io_uring runtime")
+}
+
+#[test]
+fn a_held_send_completes_no_sooner_than_the_window_and_its_bytes_arrive() {
+    let window = Duration::from_millis(50);
+    let mut rt = runtime_with_window(window);
+    let (mut theirs, w) = rt.block_on(watchdog("held send", async move {
+        let (ours, theirs) = pair().await;
+        let (_r, mut w) = ours.into_split();
+        let started = Instant::now();
+        let (res, _) = w.write(b"hello".to_vec()).await;
+        assert_eq!(res.unwrap(), 5);
+        assert!(
+            started.elapsed() >= window,
+            "a held completion was delivered after {:?}, before the {window:?} window ended",
+            started.elapsed()
+        );
+        (theirs, w)
+    }));
+    let mut got = [0u8; 5];
+    theirs.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hello");
+    drop(w);
+    let stats = rt.stats();
+    assert_eq!(stats.completions_held, 1);
+    assert_eq!(stats.hold_windows, 1);
+    assert_eq!(stats.coalesce_us, 50_000);
+}
+
+#[test]
+fn without_a_window_nothing_is_held() {
+    let mut rt = runtime_with_window(Duration::ZERO);
+    rt.block_on(watchdog("unheld send", async move {
+        let (ours, _theirs) = pair().await;
+        let (_r, mut w) = ours.into_split();
+        for _ in 0..3 {
+            let (res, _) = w.write(b"x".to_vec()).await;
+            assert_eq!(res.unwrap(), 1);
+        }
+    }));
+    let stats = rt.stats();
+    assert_eq!(stats.completions_held, 0);
+    assert_eq!(stats.hold_windows, 0);
+}
+
+#[test]
+fn a_send_dropped_while_held_frees_its_slot_without_a_cancel() {
+    let mut rt = runtime_with_window(MAX_COALESCE);
+    rt.block_on(watchdog("dropped held send", async move {
+        let (ours, _theirs) = pair().await;
+        let (_r, mut w) = ours.into_split();
+        {
+            let mut write = pin!(w.write(b"held".to_vec()));
+            poll_fn(|cx| {
+                assert!(write.as_mut().poll(cx).is_pending());
+                Poll::Ready(())
+            })
+            .await;
+            // Not polled again: once its completion is held it cannot resolve.
+            while current_stats().unwrap().completions_held == 0 {
+                sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }));
+    assert_eq!(rt.ops_in_flight(), 0, "the held op's slot was not freed");
+    assert_eq!(rt.stats().ops_cancelled, 0, "a completed op was cancelled");
+}
+
+#[test]
+fn a_failed_send_is_not_held() {
+    let mut rt = runtime_with_window(MAX_COALESCE);
+    rt.block_on(watchdog("failed send", async move {
+        let (ours, _theirs) = pair().await;
+        let (_r, mut w) = ours.into_split();
+        w.shutdown().await.unwrap();
+        let (res, _) = w.write(b"after shutdown".to_vec()).await;
+        assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EPIPE));
+    }));
+    assert_eq!(rt.stats().completions_held, 0);
+}
+
+#[test]
+fn a_window_longer_than_the_maximum_is_a_clear_error() {
+    let err = match UringRuntime::new(UringConfig {
+        coalesce: MAX_COALESCE + Duration::from_millis(1),
+        ..UringConfig::default()
+    }) {
+        Ok(_) => panic!("an over-long coalescing window was accepted"),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("coalescing window"), "{err}");
+}
