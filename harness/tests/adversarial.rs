@@ -1134,8 +1134,10 @@ fn stuck_subscriber_is_cut_and_memory_stays_bounded_by_max_pending(rt: &str) {
     // (at most max pending), three healthy queues held to 64 messages by flow control, read
     // buffers. A broker that kept the publisher's volume, or a read buffer per queued message,
     // would pass this many times over.
+    // nats-server's Go collector lets its heap reach twice the live size before collecting.
+    let bound = if rt == "nats-server" { 32 } else { 16 } * MIB_IN_KIB;
     assert!(
-        growth <= 16 * MIB_IN_KIB,
+        growth <= bound,
         "{rt}: peak RSS grew by {growth} KiB with max pending {} KiB ({volume_mib} MiB published)",
         MAX_PENDING / 1024
     );
