@@ -1147,16 +1147,6 @@ fn stuck_subscriber_is_cut_and_memory_stays_bounded_by_max_pending(rt: &str) {
 /// A subscriber whose writes stay blocked past the write deadline is cut, although its pending
 /// bytes never reach max pending; the healthy subscriber of the same subject gets everything.
 fn write_deadline_cuts_a_subscriber_whose_writes_block(rt: &str) {
-    if rt == "threads" {
-        // Known gap: the threads row writes with a blocking writev(2) inside `poll`, so the
-        // broker's deadline timer cannot run while a write is blocked, and a stuck subscriber
-        // is never cut by the deadline there (only by max pending). Not enforceable without a
-        // send timeout in the adapter.
-        eprintln!(
-            "SKIPPED: {rt}: a blocked write cannot be interrupted (write deadline not enforced)"
-        );
-        return;
-    }
     let server = start(
         rt,
         Limits {

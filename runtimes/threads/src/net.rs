@@ -18,6 +18,10 @@ use fanbench_rt::{AsyncReadRent, AsyncWriteRent, BufResult, IoBuf, IoBufMut};
 /// [`ThreadsListener`]).
 pub const ACCEPT_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+/// How long one blocking send may wait for room in the socket buffer before the write yields
+/// (`SO_SNDTIMEO`, see [`ThreadsWriteHalf`]).
+pub const WRITE_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
 /// A listening socket whose `accept` waits in `poll(2)` for at most
 /// [`ACCEPT_POLL_INTERVAL`], then wakes its own task and returns `Pending`.
 ///
@@ -119,6 +123,9 @@ impl fanbench_rt::Stream for ThreadsStream {
     }
 
     fn into_split(self) -> (ThreadsReadHalf, ThreadsWriteHalf) {
+        // Sends block in slices of WRITE_POLL_INTERVAL (see ThreadsWriteHalf). If the option
+        // cannot be set, writes simply block without slices, as before.
+        let _ = self.0.set_write_timeout(Some(WRITE_POLL_INTERVAL));
         (ThreadsReadHalf(self.0.clone()), ThreadsWriteHalf(self.0))
     }
 }
@@ -162,14 +169,29 @@ impl AsyncWriteRent for ThreadsWriteHalf {
     }
 
     /// One blocking `writev(2)` (std's `write_vectored`; at most `IOV_MAX` buffers go out
-    /// per call, the rest is a short write).
+    /// per call, the rest is a short write). A send that finds no room blocks for at most
+    /// [`WRITE_POLL_INTERVAL`] (`SO_SNDTIMEO`); then the write wakes its own task and returns
+    /// `Pending`, so a task selecting between the write and a timer (the broker's write
+    /// deadline) gets to look at the timer. A send that makes progress returns at once.
     async fn writev<B: IoBuf>(&mut self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
         let res = {
             let slices: Vec<IoSlice<'_>> = bufs
                 .iter()
                 .map(|b| IoSlice::new(b.as_init_slice()))
                 .collect();
-            retry_interrupted(|| (&*self.0).write_vectored(&slices))
+            poll_fn(
+                |cx| match retry_interrupted(|| (&*self.0).write_vectored(&slices)) {
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            || e.kind() == io::ErrorKind::TimedOut =>
+                    {
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                    res => Poll::Ready(res),
+                },
+            )
+            .await
         };
         (res, bufs)
     }
