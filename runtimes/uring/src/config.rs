@@ -164,7 +164,7 @@ pub const DEFAULT_POLICY: SubmitPolicy = SubmitPolicy::Eager;
 /// row saturated the server CPU (~5.0 us/msg = 200k msg/s on one core) and the window changed
 /// CPU/msg by nothing measurable; p99 was the lowest of all rows in both sessions (48 ms and
 /// 38 ms against 130-190 ms for nats-server). An idle connection's send is never delayed;
-/// under load a message waits at most one window. Full figures: `notes/uring-perf.md`.
+/// under load a message waits at most one window. Full figures: `runtimes/uring/PERF.md`.
 pub const DEFAULT_COALESCE: Duration = Duration::from_millis(1);
 
 /// The longest coalescing window accepted (a longer one is a latency bug, not a policy).
