@@ -27,6 +27,12 @@ pub const ROWS: &[RuntimeRow] = &[
         crate_version: env!("FANBENCH_CRATE_VERSION_IO_URING"),
     },
     RuntimeRow {
+        name: "uring-nocoalesce",
+        summary: "the uring row with its send coalescing window off (--uring-coalesce-us 0)",
+        crate_name: "io-uring",
+        crate_version: env!("FANBENCH_CRATE_VERSION_IO_URING"),
+    },
+    RuntimeRow {
         name: "tokio",
         summary: "Tokio current-thread runtime, one per server thread, SO_REUSEPORT listeners",
         crate_name: "tokio",
@@ -89,10 +95,10 @@ pub fn list(json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(ROWS)?);
         return Ok(());
     }
-    println!("{:<14} {:<22} summary", "runtime", "crate");
+    println!("{:<18} {:<22} summary", "runtime", "crate");
     for row in ROWS {
         let krate = format!("{} {}", row.crate_name, row.crate_version);
-        println!("{:<14} {:<22} {}", row.name, krate, row.summary);
+        println!("{:<18} {:<22} {}", row.name, krate, row.summary);
     }
     Ok(())
 }

@@ -160,8 +160,13 @@ fn serve_row(
 ) -> Result<Vec<ThreadStats>> {
     use fanbench_rt_tokio::{TokioMtRuntime, TokioRuntime, WorkStealing};
     match name {
-        "uring" => {
+        "uring" | "uring-nocoalesce" => {
             use fanbench_uring::{UringConfig, UringRuntime};
+            let coalesce_us = if name == "uring-nocoalesce" {
+                0
+            } else {
+                args.uring_coalesce_us
+            };
             let config = UringConfig {
                 policy: args.uring_policy,
                 ring_entries: args.uring_ring_entries,

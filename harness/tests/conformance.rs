@@ -521,6 +521,7 @@ conformance! {
     // The reference: the suite itself is checked against the real nats-server.
     nats_server => "nats-server",
     uring => "uring",
+    uring_nocoalesce => "uring-nocoalesce",
     tokio_current_thread => "tokio",
     tokio_mt => "tokio-mt",
     compio => "compio",
