@@ -1,16 +1,14 @@
 //! Dropping an accept future never leaks a descriptor. This binary holds a single test so
 //! that the process-wide descriptor count is not disturbed by other tests.
 
-mod common;
-
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream as StdStream};
+use std::net::TcpStream as StdStream;
 use std::pin::pin;
 use std::time::Duration;
 
-use common::{open_fds, with_watchdog, PollOnce};
-use fanbench_rt::{bind_reuseport, ListenOptions, Listener, Runtime};
+use fanbench_rt::{Listener, Runtime};
 use fanbench_rt_compio::{CompioConfig, CompioRuntime};
+use fanbench_rt_testsuite::support::{loopback_listener, open_fds, with_watchdog, PollOnce, HANG};
 
 #[test]
 fn dropping_an_accept_future_closes_what_it_accepted_and_leaks_no_fd() {
@@ -18,10 +16,7 @@ fn dropping_an_accept_future_closes_what_it_accepted_and_leaks_no_fd() {
         let mut rt = CompioRuntime::new(CompioConfig::default()).expect("io_uring works");
         let baseline = open_fds();
         rt.block_on(async {
-            let addr: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
-            let std_listener = bind_reuseport(addr, ListenOptions::default()).expect("bind");
-            let addr = std_listener.local_addr().expect("addr");
-            let mut listener = CompioRuntime::listener_from_std(std_listener).expect("adopt");
+            let (mut listener, addr) = loopback_listener::<CompioRuntime>();
 
             // 1. Dropped while nothing is pending: the op is cancelled.
             {
@@ -42,9 +37,7 @@ fn dropping_an_accept_future_closes_what_it_accepted_and_leaks_no_fd() {
                 client
             };
             CompioRuntime::sleep(Duration::from_millis(20)).await;
-            client
-                .set_read_timeout(Some(common::HANG))
-                .expect("timeout");
+            client.set_read_timeout(Some(HANG)).expect("timeout");
             let mut buf = [0u8; 8];
             match client.read(&mut buf) {
                 Ok(0) => {}

@@ -1,187 +1,52 @@
-//! The compio row against fanbench's runtime trait, directly (no broker).
+//! The compio row against fanbench's runtime trait, directly (no broker): the shared
+//! trait tests of `fanbench-rt-testsuite`, then compio's own.
 
-mod common;
-
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream as StdStream};
+use std::net::TcpStream as StdStream;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use common::{with_watchdog, Signal};
-use fanbench_rt::ext::AsyncWriteRentExt;
-use fanbench_rt::{
-    bind_reuseport, AsyncReadRent, AsyncWriteRent, ListenOptions, Listener, Runtime, Stream,
-};
+use fanbench_rt::{AsyncReadRent, AsyncWriteRent};
+use fanbench_rt::{Listener, Runtime, Stream};
 use fanbench_rt_compio::{CompioConfig, CompioRuntime};
+use fanbench_rt_testsuite::basic::{self, EchoServer};
+use fanbench_rt_testsuite::support::{read_to_end, std_loopback_listener, with_watchdog, Signal};
 
 fn runtime() -> CompioRuntime {
     CompioRuntime::new(CompioConfig::default()).expect("io_uring works on the test machine")
 }
 
-fn loopback_listener() -> std::net::TcpListener {
-    let addr: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
-    bind_reuseport(addr, ListenOptions::default()).expect("bind loopback")
-}
-
-/// Read from a blocking std stream until EOF.
-fn read_to_end(mut s: StdStream) -> Vec<u8> {
-    s.set_read_timeout(Some(common::HANG)).expect("set timeout");
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).expect("read to EOF");
-    out
-}
-
 #[test]
 fn echo_over_loopback_returns_the_same_bytes_and_buffers() {
-    with_watchdog("echo", || {
-        runtime().block_on(async {
-            let std_listener = loopback_listener();
-            let addr = std_listener.local_addr().expect("addr");
-            let mut listener = CompioRuntime::listener_from_std(std_listener).expect("adopt");
-            assert_eq!(listener.local_addr().expect("addr"), addr);
-            CompioRuntime::spawn_local(async move {
-                let (stream, _) = listener.accept().await.expect("accept");
-                stream.set_nodelay(true).expect("nodelay");
-                let (mut rd, mut wr) = stream.into_split();
-                let mut buf = Vec::with_capacity(4096);
-                loop {
-                    buf.clear();
-                    let (res, b) = rd.read(buf).await;
-                    buf = b;
-                    match res.expect("server read") {
-                        0 => break,
-                        _ => {
-                            let data = Bytes::copy_from_slice(&buf);
-                            wr.write_all(data).await.expect("server write");
-                        }
-                    }
-                }
-                wr.shutdown().await.expect("server shutdown");
-            });
-
-            let stream = CompioRuntime::connect(addr).await.expect("connect");
-            let (mut rd, mut wr) = stream.into_split();
-            let msg = b"hello, compio".to_vec();
-            let (res, returned) = wr.write(msg).await;
-            assert_eq!(res.expect("client write"), 13);
-            assert_eq!(
-                returned, b"hello, compio",
-                "write hands the buffer back intact"
-            );
-
-            let mut got = Vec::with_capacity(64);
-            while got.len() < 13 {
-                let (res, b) = rd.read(got).await;
-                got = b;
-                assert!(res.expect("client read") > 0, "early EOF");
-            }
-            assert_eq!(got, b"hello, compio");
-        })
-    });
+    basic::echo_over_loopback_returns_the_same_bytes_and_buffers(
+        runtime,
+        EchoServer::SameRuntimeTask,
+        b"hello, compio",
+    );
 }
 
 #[test]
 fn read_appends_after_the_initialised_bytes() {
-    with_watchdog("read_appends", || {
-        let std_listener = loopback_listener();
-        let addr = std_listener.local_addr().expect("addr");
-        let peer = std::thread::spawn(move || {
-            let mut s = StdStream::connect(addr).expect("connect");
-            s.write_all(b"tail").expect("write");
-            s
-        });
-        runtime().block_on(async {
-            let mut listener = CompioRuntime::listener_from_std(std_listener).expect("adopt");
-            let (stream, _) = listener.accept().await.expect("accept");
-            let (mut rd, _wr) = stream.into_split();
-            let mut buf = Vec::with_capacity(16);
-            buf.extend_from_slice(b"head");
-            let mut total = 0;
-            while total < 4 {
-                let (res, b) = rd.read(buf).await;
-                buf = b;
-                total += res.expect("read");
-            }
-            assert_eq!(buf, b"headtail");
-        });
-        drop(peer.join().expect("peer thread"));
-    });
+    basic::read_appends_after_the_initialised_bytes(runtime);
 }
 
 #[test]
 fn read_into_a_full_buffer_returns_zero() {
-    with_watchdog("full_buffer", || {
-        let std_listener = loopback_listener();
-        let addr = std_listener.local_addr().expect("addr");
-        let _peer = StdStream::connect(addr).expect("connect");
-        runtime().block_on(async {
-            let mut listener = CompioRuntime::listener_from_std(std_listener).expect("adopt");
-            let (stream, _) = listener.accept().await.expect("accept");
-            let (mut rd, _wr) = stream.into_split();
-            let mut full = Vec::with_capacity(4);
-            let cap = full.capacity();
-            full.resize(cap, 9);
-            let (res, back) = rd.read(full).await;
-            assert_eq!(res.expect("read"), 0);
-            assert_eq!(back.len(), cap);
-        });
-    });
+    basic::read_into_a_full_buffer_returns_zero(runtime);
 }
 
 #[test]
 fn writev_delivers_every_buffer_in_order() {
-    with_watchdog("writev", || {
-        let std_listener = loopback_listener();
-        let addr = std_listener.local_addr().expect("addr");
-        let reader = std::thread::spawn(move || {
-            std_listener
-                .set_nonblocking(false)
-                .expect("blocking listener");
-            let (s, _) = std_listener.accept().expect("accept");
-            s.set_nonblocking(false).expect("blocking");
-            read_to_end(s)
-        });
-        let mut expected = Vec::new();
-        runtime().block_on(async {
-            let stream = CompioRuntime::connect(addr).await.expect("connect");
-            let (_rd, mut wr) = stream.into_split();
-            // A small batch goes out whole in one call.
-            let small = vec![
-                Bytes::from_static(b"MSG a 1 5\r\n"),
-                Bytes::from_static(b"hello"),
-                Bytes::from_static(b"\r\n"),
-            ];
-            let total: usize = small.iter().map(Bytes::len).sum();
-            let (res, back) = wr.writev(small).await;
-            assert_eq!(res.expect("writev"), total);
-            assert_eq!(back.len(), 3, "writev hands the buffers back");
-            for b in &back {
-                expected.extend_from_slice(b);
-            }
-            // A large batch may be written short; writev_all finishes it, in order.
-            let mut big: Vec<Bytes> = (0..200u32)
-                .map(|i| Bytes::from(vec![(i % 251) as u8; 8192 + i as usize]))
-                .collect();
-            for b in &big {
-                expected.extend_from_slice(b);
-            }
-            wr.writev_all(&mut big).await.expect("writev_all");
-            assert!(big.is_empty());
-            wr.shutdown().await.expect("shutdown");
-        });
-        let got = reader.join().expect("reader thread");
-        assert_eq!(got.len(), expected.len());
-        assert!(got == expected, "bytes arrived out of order");
-    });
+    // 200 buffers of 8 KiB and more: short writes happen. (More buffers than IOV_MAX in
+    // one call fail on this row with EMSGSIZE.)
+    basic::writev_delivers_every_buffer_in_order(runtime, 200, 8192);
 }
 
 #[test]
 fn shutdown_completes_a_read_pending_on_the_other_half_with_eof() {
     with_watchdog("shutdown", || {
-        let std_listener = loopback_listener();
+        let std_listener = std_loopback_listener();
         let addr = std_listener.local_addr().expect("addr");
         // The peer stays open and silent: only our own shutdown can end the read.
         let peer = StdStream::connect(addr).expect("connect");
@@ -214,45 +79,12 @@ fn shutdown_completes_a_read_pending_on_the_other_half_with_eof() {
 
 #[test]
 fn foreign_thread_wake_runs_a_spawned_task() {
-    with_watchdog("foreign_wake", || {
-        runtime().block_on(async {
-            let from_thread = Signal::new();
-            let task_done = Signal::new();
-            {
-                let from_thread = from_thread.clone();
-                let task_done = task_done.clone();
-                CompioRuntime::spawn_local(async move {
-                    from_thread.wait().await;
-                    task_done.set();
-                });
-            }
-            let remote = from_thread.clone();
-            let waker_thread = std::thread::spawn(move || {
-                while !remote.was_polled() {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                remote.set();
-            });
-            task_done.wait().await;
-            waker_thread.join().expect("waker thread");
-        });
-    });
+    basic::foreign_thread_wake_runs_a_spawned_task(runtime);
 }
 
 #[test]
 fn foreign_thread_wake_runs_the_block_on_future() {
-    with_watchdog("foreign_wake_main", || {
-        let signal = Signal::new();
-        let remote = signal.clone();
-        let waker_thread = std::thread::spawn(move || {
-            while !remote.was_polled() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            remote.set();
-        });
-        runtime().block_on(signal.wait());
-        waker_thread.join().expect("waker thread");
-    });
+    basic::foreign_thread_wake_runs_the_block_on_future(runtime);
 }
 
 /// Two runtimes whose tasks each wake many of the other's tasks at the same moment: with
@@ -307,31 +139,12 @@ fn remote_wakes_beyond_compio_default_queue_do_not_deadlock() {
 
 #[test]
 fn sleep_never_completes_early() {
-    with_watchdog("sleep", || {
-        runtime().block_on(async {
-            for ms in [0u64, 1, 5, 20, 50] {
-                let want = Duration::from_millis(ms);
-                let start = Instant::now();
-                CompioRuntime::sleep(want).await;
-                let got = start.elapsed();
-                assert!(got >= want, "sleep({want:?}) returned after {got:?}");
-            }
-        });
-    });
+    basic::sleep_never_completes_early(runtime);
 }
 
 #[test]
 fn connect_to_a_closed_port_is_an_error() {
-    with_watchdog("connect_refused", || {
-        let addr = {
-            let l = loopback_listener();
-            l.local_addr().expect("addr")
-        };
-        runtime().block_on(async {
-            let err = CompioRuntime::connect(addr).await.err().expect("refused");
-            assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
-        });
-    });
+    basic::connect_to_a_closed_port_is_an_error(runtime);
 }
 
 #[test]

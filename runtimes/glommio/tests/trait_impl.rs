@@ -1,9 +1,8 @@
-//! The shared trait-level suite, run on the glommio row.
-
-mod suite;
+//! The shared trait-level suite (`fanbench-rt-testsuite`), run on the glommio row.
 
 use fanbench_rt::Runtime;
 use fanbench_rt_glommio::{GlommioConfig, GlommioRuntime};
+use fanbench_rt_testsuite::{basic, suite};
 
 fn glommio() -> GlommioRuntime {
     GlommioRuntime::new(GlommioConfig::default()).expect("glommio runtime")
@@ -46,7 +45,7 @@ fn wake_from_other_runtime_thread_runs_task() {
 
 #[test]
 fn sleep_never_completes_early() {
-    suite::sleep_never_completes_early(glommio);
+    basic::sleep_never_completes_early(glommio);
 }
 
 #[test]

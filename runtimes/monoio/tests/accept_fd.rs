@@ -1,10 +1,8 @@
 //! Alone in its binary: it counts the process's open descriptors, so both rows run in one
 //! test, one after the other.
 
-#[path = "../../glommio/tests/suite/mod.rs"]
-mod suite;
-
 use fanbench_rt_monoio::{MonoioConfig, MonoioEpollRuntime, MonoioRuntime, MonoioUringRuntime};
+use fanbench_rt_testsuite::suite;
 
 #[test]
 fn dropped_accept_loses_no_connection_and_leaks_no_fd_on_both_drivers() {

@@ -1,10 +1,8 @@
-//! The shared trait-level suite (the glommio crate's `tests/suite`), run on both monoio rows.
-
-#[path = "../../glommio/tests/suite/mod.rs"]
-mod suite;
+//! The shared trait-level suite (`fanbench-rt-testsuite`), run on both monoio rows.
 
 use fanbench_rt::Runtime;
 use fanbench_rt_monoio::{MonoioConfig, MonoioEpollRuntime, MonoioRuntime, MonoioUringRuntime};
+use fanbench_rt_testsuite::{basic, suite};
 
 fn uring() -> MonoioUringRuntime {
     MonoioRuntime::new(MonoioConfig::default()).expect("monoio io_uring runtime")
@@ -86,12 +84,12 @@ fn epoll_wake_from_other_runtime_thread_runs_task() {
 
 #[test]
 fn uring_sleep_never_completes_early() {
-    suite::sleep_never_completes_early(uring);
+    basic::sleep_never_completes_early(uring);
 }
 
 #[test]
 fn epoll_sleep_never_completes_early() {
-    suite::sleep_never_completes_early(epoll);
+    basic::sleep_never_completes_early(epoll);
 }
 
 #[test]

@@ -1,14 +1,12 @@
 //! Dropping an accept future never leaks a descriptor. This binary holds a single test so
 //! that the process-wide descriptor count is not disturbed by other tests.
 
-mod common;
-
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream as StdStream};
+use std::net::TcpStream as StdStream;
 use std::pin::pin;
 
-use common::{open_fds, with_watchdog, PollOnce};
-use fanbench_rt::{bind_reuseport, ListenOptions, Listener, Runtime};
+use fanbench_rt::{Listener, Runtime};
+use fanbench_rt_testsuite::support::{loopback_listener, open_fds, with_watchdog, PollOnce, HANG};
 use fanbench_rt_threads::ThreadsRuntime;
 
 #[test]
@@ -16,10 +14,7 @@ fn dropping_an_accept_future_leaks_no_fd_and_loses_no_connection() {
     with_watchdog("accept_drop", || {
         let baseline = open_fds();
         ThreadsRuntime::new().block_on(async {
-            let addr: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
-            let std_listener = bind_reuseport(addr, ListenOptions::default()).expect("bind");
-            let addr = std_listener.local_addr().expect("addr");
-            let mut listener = ThreadsRuntime::listener_from_std(std_listener).expect("adopt");
+            let (mut listener, addr) = loopback_listener::<ThreadsRuntime>();
 
             // Dropped after a poll that found nothing: no connection is taken.
             {
@@ -30,9 +25,7 @@ fn dropping_an_accept_future_leaks_no_fd_and_loses_no_connection() {
             let mut client = StdStream::connect(addr).expect("connect");
             let (stream, _) = listener.accept().await.expect("accept");
             drop(stream);
-            client
-                .set_read_timeout(Some(common::HANG))
-                .expect("timeout");
+            client.set_read_timeout(Some(HANG)).expect("timeout");
             let mut buf = [0u8; 8];
             assert_eq!(
                 client.read(&mut buf).expect("read"),

@@ -1,14 +1,12 @@
 //! The unchanged broker on the threads row, with [`ThreadSpawner`]: a thread per reader and
 //! per writer, driven by a raw NATS client over std sockets.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use common::with_watchdog;
 use fanbench_broker::{serve, Broker, BrokerConfig, Shutdown};
-use fanbench_rt::{bind_reuseport, ListenOptions, Runtime};
+use fanbench_rt::Runtime;
+use fanbench_rt_testsuite::support::{std_loopback_listener, with_watchdog, HANG};
 use fanbench_rt_threads::{ThreadSpawner, ThreadsRuntime};
 
 struct Client {
@@ -19,9 +17,7 @@ struct Client {
 impl Client {
     fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(common::HANG))
-            .expect("timeout");
+        stream.set_read_timeout(Some(HANG)).expect("timeout");
         let writer = stream.try_clone().expect("clone");
         let mut c = Client {
             reader: BufReader::new(stream),
@@ -52,8 +48,7 @@ impl Client {
 #[test]
 fn broker_on_threads_delivers_a_publish_and_shuts_down_cleanly() {
     with_watchdog("broker", || {
-        let addr: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
-        let std_listener = bind_reuseport(addr, ListenOptions::default()).expect("bind");
+        let std_listener = std_loopback_listener();
         let addr = std_listener.local_addr().expect("addr");
         let shutdown = Shutdown::new();
         let broker = Broker::new(BrokerConfig::default(), shutdown.clone());

@@ -1,15 +1,11 @@
-//! A trait-level test suite, generic over any `fanbench_rt::Runtime`: each adapter's tests
-//! call these functions with a constructor for its runtime.
+//! Trait-level tests for rows whose tasks make progress concurrently on the runtime's own
+//! I/O (an echo server task and its client in one runtime): the io_uring and epoll rows.
 //!
-//! Nothing here asserts a duration beyond "no earlier than asked": a hang is bounded by
-//! [`DEADLINE`] on the runtime's own timer and reported as a failure.
-
-#![allow(dead_code)] // each test binary uses a different part of the suite
+//! A hang is bounded by [`DEADLINE`] on the runtime's own timer and reported as a failure.
 
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io;
-use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,32 +15,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fanbench_rt::ext::AsyncWriteRentExt;
-use fanbench_rt::{
-    bind_reuseport, AsyncReadRent, AsyncWriteRent, ListenOptions, Listener, Runtime, Stream,
-};
-use futures_util::future::{select, Either};
+use fanbench_rt::{AsyncReadRent, AsyncWriteRent, Listener, Runtime, Stream};
+
+use crate::support::{loopback_listener, open_fds, select, Either, PollOnce};
+use crate::Make;
 
 /// How long any single step may take before the test fails as hung.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-/// Build a runtime on the calling thread.
-pub type Make<R> = fn() -> R;
-
 /// Await `fut`, failing the test if it has not completed within [`DEADLINE`].
 pub async fn within<R: Runtime, T>(what: &str, fut: impl Future<Output = T>) -> T {
-    match select(pin!(fut), pin!(R::sleep(DEADLINE))).await {
-        Either::Left((value, _)) => value,
+    match select(fut, R::sleep(DEADLINE)).await {
+        Either::Left(value) => value,
         Either::Right(_) => panic!("{what} did not complete within {DEADLINE:?}"),
     }
-}
-
-/// A listener on an ephemeral loopback port, made the way every row makes its listeners.
-pub fn loopback_listener<R: Runtime>() -> (R::Listener, SocketAddr) {
-    let addr: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
-    let std_listener = bind_reuseport(addr, ListenOptions::default()).expect("bind loopback");
-    let listener = R::listener_from_std(std_listener).expect("adopt listener");
-    let local = listener.local_addr().expect("local_addr");
-    (listener, local)
 }
 
 /// Read until `n` bytes arrived or the stream ended.
@@ -313,25 +297,6 @@ pub fn wake_from_other_runtime_thread_runs_task<R: Runtime>(make: Make<R>) {
     });
 }
 
-/// `sleep` never completes before its duration has passed.
-pub fn sleep_never_completes_early<R: Runtime>(make: Make<R>) {
-    make().block_on(async {
-        for ms in [0u64, 1, 5, 20, 60] {
-            let asked = Duration::from_millis(ms);
-            let start = Instant::now();
-            R::sleep(asked).await;
-            let slept = start.elapsed();
-            assert!(slept >= asked, "sleep({asked:?}) returned after {slept:?}");
-        }
-    });
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("read /proc/self/fd")
-        .count()
-}
-
 /// Dropping `accept` futures (idle, and with a connection arriving while one is in flight)
 /// neither loses a connection nor leaks a descriptor. Run it alone in its test binary: it
 /// counts the whole process's descriptors.
@@ -344,7 +309,7 @@ pub fn dropped_accept_loses_no_connection_and_leaks_no_fd<R: Runtime>(make: Make
             for _ in 0..20 {
                 let accept = listener.accept();
                 let timeout = R::sleep(Duration::from_millis(1));
-                match select(pin!(accept), pin!(timeout)).await {
+                match select(accept, timeout).await {
                     Either::Left(_) => panic!("accepted a connection nobody made"),
                     Either::Right(_) => {}
                 }
@@ -356,7 +321,7 @@ pub fn dropped_accept_loses_no_connection_and_leaks_no_fd<R: Runtime>(make: Make
                 {
                     let mut accept = pin!(listener.accept());
                     assert!(
-                        futures_util::poll!(accept.as_mut()).is_pending(),
+                        PollOnce(accept.as_mut()).await.is_pending(),
                         "accepted a connection nobody made"
                     );
                     clients.push(std::net::TcpStream::connect(addr).expect("std connect"));
