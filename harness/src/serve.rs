@@ -171,7 +171,7 @@ fn serve_row(
                 policy: args.uring_policy,
                 ring_entries: args.uring_ring_entries,
                 batch_threshold: args.uring_batch_threshold,
-                coalesce: Duration::from_micros(args.uring_coalesce_us),
+                coalesce: Duration::from_micros(coalesce_us),
                 ..UringConfig::default()
             };
             // Every thread's counters are summed into one set (`UringStats::merge`).
