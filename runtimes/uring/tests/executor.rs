@@ -262,3 +262,24 @@ fn spawn_outside_a_runtime_panics_with_a_clear_message() {
         .unwrap_or_default();
     assert!(msg.contains("outside a UringRuntime"), "{msg}");
 }
+
+/// results/README.md documents the counters `fanbench serve --stats-out` writes for the uring
+/// rows; every serialized field (and every ring flag) must have its row in that table.
+#[test]
+fn every_stats_field_is_documented_in_the_results_readme() {
+    let readme = include_str!("../../../results/README.md");
+    let section = readme
+        .split("## uring counters")
+        .nth(1)
+        .expect("results/README.md has a \"uring counters\" section");
+    let rt = fanbench_uring::UringRuntime::new(Default::default()).unwrap();
+    let json = serde_json::to_value(rt.stats()).unwrap();
+    let fields = json.as_object().unwrap();
+    let flags = json["flags"].as_object().unwrap();
+    for name in fields.keys().chain(flags.keys()) {
+        assert!(
+            section.contains(&format!("`{name}`")),
+            "results/README.md does not document the uring counter `{name}`"
+        );
+    }
+}
