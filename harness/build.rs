@@ -1,42 +1,69 @@
 //! Record the versions of the runtime crates this binary is built with (from Cargo.lock), so
 //! `fanbench runtimes` and the results can report them.
+//!
+//! A lock file may hold several versions of one crate (glommio brings its own io-uring, for
+//! example), so each crate's version is the one *our* package that uses it resolved to: in
+//! Cargo.lock a dependency is written `"name version"` exactly when the name is ambiguous.
 
 use std::path::PathBuf;
 
-const CRATES: &[&str] = &[
-    "tokio",
-    "io-uring",
-    "glommio",
-    "monoio",
-    "compio",
-    "async-nats",
+/// (crate, the workspace package whose dependency on it the row reports).
+const CRATES: &[(&str, &str)] = &[
+    ("tokio", "fanbench-rt-tokio"),
+    ("io-uring", "fanbench-uring"),
+    ("glommio", "fanbench-rt-glommio"),
+    ("monoio", "fanbench-rt-monoio"),
+    ("compio", "fanbench-rt-compio"),
+    ("async-nats", "fanbench"),
 ];
+
+#[derive(serde::Deserialize)]
+struct Lock {
+    #[serde(default)]
+    package: Vec<Package>,
+}
+
+#[derive(serde::Deserialize)]
+struct Package {
+    name: String,
+    version: String,
+    #[serde(default)]
+    dependencies: Vec<String>,
+}
 
 fn main() {
     let manifest =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let lock = manifest.join("..").join("Cargo.lock");
-    println!("cargo:rerun-if-changed={}", lock.display());
-    let text = std::fs::read_to_string(&lock).unwrap_or_default();
-    for name in CRATES {
-        let version = find_version(&text, name).unwrap_or_else(|| "not built".to_string());
+    let lock_path = manifest.join("..").join("Cargo.lock");
+    println!("cargo:rerun-if-changed={}", lock_path.display());
+    let lock: Lock = std::fs::read_to_string(&lock_path)
+        .ok()
+        .and_then(|text| toml::from_str(&text).ok())
+        .unwrap_or(Lock {
+            package: Vec::new(),
+        });
+    for (name, user) in CRATES {
+        let version = resolved_version(&lock, name, user).unwrap_or_else(|| "unknown".into());
         let key = name.replace('-', "_").to_uppercase();
         println!("cargo:rustc-env=FANBENCH_CRATE_VERSION_{key}={version}");
     }
 }
 
-/// The version of the first `[[package]]` named `name` in a Cargo.lock.
-fn find_version(lock: &str, name: &str) -> Option<String> {
-    let mut lines = lock.lines();
-    while let Some(line) = lines.next() {
-        if line.trim() == format!("name = \"{name}\"") {
-            let next = lines.next()?;
-            return next
-                .trim()
-                .strip_prefix("version = \"")?
-                .strip_suffix('"')
-                .map(str::to_string);
-        }
+/// The version of `name` that package `user` depends on.
+fn resolved_version(lock: &Lock, name: &str, user: &str) -> Option<String> {
+    let user = lock.package.iter().find(|p| p.name == user)?;
+    let dep = user
+        .dependencies
+        .iter()
+        .find(|d| d.split(' ').next() == Some(name))?;
+    let mut parts = dep.split(' ');
+    parts.next();
+    if let Some(version) = parts.next() {
+        return Some(version.to_string());
     }
-    None
+    // Unambiguous: the lock holds exactly one package of that name.
+    lock.package
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.version.clone())
 }

@@ -95,10 +95,53 @@ pub fn list(json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(ROWS)?);
         return Ok(());
     }
-    println!("{:<18} {:<22} summary", "runtime", "crate");
-    for row in ROWS {
-        let krate = format!("{} {}", row.crate_name, row.crate_version);
-        println!("{:<18} {:<22} {}", row.name, krate, row.summary);
+    let krates: Vec<String> = ROWS
+        .iter()
+        .map(|row| format!("{} {}", row.crate_name, row.crate_version))
+        .collect();
+    let name_w = ROWS.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let krate_w = krates.iter().map(String::len).max().unwrap_or(0);
+    println!("{:<name_w$}  {:<krate_w$}  summary", "runtime", "crate");
+    for (row, krate) in ROWS.iter().zip(&krates) {
+        println!(
+            "{:<name_w$}  {:<krate_w$}  {}",
+            row.name, krate, row.summary
+        );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row names a real resolved version, and the uring rows report the io-uring our
+    /// runtime uses, not another version the lock file holds for someone else (glommio).
+    #[test]
+    fn rows_report_the_crate_versions_they_are_built_with() {
+        for row in ROWS {
+            let digits = row.crate_version.split('.').collect::<Vec<_>>();
+            assert!(
+                digits.len() >= 3 && digits[0].parse::<u32>().is_ok(),
+                "{}: crate version {:?}",
+                row.name,
+                row.crate_version
+            );
+        }
+        let manifest = include_str!("../../runtimes/uring/Cargo.toml");
+        let requirement = manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("io-uring = \""))
+            .and_then(|rest| rest.split('"').next())
+            .expect("runtimes/uring/Cargo.toml depends on io-uring");
+        let major_minor: Vec<&str> = requirement.split('.').take(2).collect();
+        let uring = find("uring").unwrap();
+        assert!(
+            uring
+                .crate_version
+                .starts_with(&format!("{}.", major_minor.join("."))),
+            "uring row reports io-uring {} but runtimes/uring requires {requirement}",
+            uring.crate_version
+        );
+    }
 }
