@@ -47,6 +47,16 @@ fn main() {
         let key = name.replace('-', "_").to_uppercase();
         println!("cargo:rustc-env=FANBENCH_CRATE_VERSION_{key}={version}");
     }
+    // The compiler that builds this binary (not whatever rustc is on PATH when it runs).
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!("cargo:rustc-env=FANBENCH_RUSTC_VERSION={version}");
 }
 
 /// The version of `name` that package `user` depends on.

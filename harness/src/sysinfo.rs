@@ -93,16 +93,11 @@ pub fn source_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-/// rustc version (at run time; the binary may be older than the toolchain on PATH).
+/// The rustc that compiled this binary (recorded by build.rs), and fanbench's version.
 pub fn toolchain() -> Toolchain {
-    let rustc = Command::new("rustc")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let rustc = env!("FANBENCH_RUSTC_VERSION");
     Toolchain {
-        rustc,
+        rustc: (!rustc.is_empty()).then(|| rustc.to_string()),
         fanbench: env!("CARGO_PKG_VERSION").to_string(),
     }
 }

@@ -66,7 +66,7 @@ pub struct HostInfo {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Toolchain {
-    /// `rustc --version`, or null when rustc is not on PATH at run time.
+    /// `rustc --version` of the compiler that built the binary (null if the build could not ask it).
     pub rustc: Option<String>,
     /// Version of the `fanbench` binary.
     pub fanbench: String,
