@@ -13,10 +13,11 @@ use anyhow::{anyhow, bail, Context};
 
 use crate::cpus::parse_cpu_list;
 use crate::loadgen::{self, LoadReport, LoadSpec};
-use crate::metrics::{ServerHeadline, ServerSampler};
+use crate::metrics::{ServerHeadline, ServerSampler, NOTHING_DELIVERED};
 use crate::results::schema::{
-    Headline, Histograms, LoadGenerator, Repetition, ResultsFile, RuntimeConfig, RuntimeInfo,
-    RuntimeKind, Scenario, ScenarioResult, SlowSubscribers, WindowStats, SCHEMA_VERSION,
+    Headline, Histograms, LoadGenerator, Percentiles, Repetition, ResultsFile, RuntimeConfig,
+    RuntimeInfo, RuntimeKind, Scenario, ScenarioResult, SlowSubscribers, WindowStats,
+    SCHEMA_VERSION,
 };
 use crate::results::write::{
     percentiles_us_from_ns, serialize_histogram, summarize, write_results,
@@ -555,8 +556,20 @@ fn repetition(
                 0.0
             },
             latency_us: percentiles_us_from_ns(&report.latency),
+            latency_us_null_reason: report
+                .latency
+                .is_empty()
+                .then(|| NOTHING_DELIVERED.to_string()),
             service_latency_us: percentiles_us_from_ns(&report.service_latency),
+            service_latency_us_null_reason: report
+                .service_latency
+                .is_empty()
+                .then(|| NOTHING_DELIVERED.to_string()),
             pacing_lag_us: percentiles_us_from_ns(&report.pacing_lag),
+            pacing_lag_us_null_reason: report
+                .pacing_lag
+                .is_empty()
+                .then(|| "no message was sent in the window".to_string()),
             delivered: report.delivered,
             expected: report.expected,
             lost: report.lost,
@@ -648,15 +661,16 @@ pub fn print_result(result: &ScenarioResult) {
         v.map(|v| format!("{v:.digits$}"))
             .unwrap_or_else(|| "null".into())
     };
+    let lat = |pick: fn(&Percentiles) -> f64| opt(h.latency_us.as_ref().map(pick), 1);
     println!(
-        "{:<16} {:<12} {:>10.0} msg/s  latency p50 {:>8.1} us  p99 {:>9.1} us  max {:>9.1} us  \
+        "{:<16} {:<12} {:>10.0} msg/s  latency p50 {:>8} us  p99 {:>9} us  max {:>9} us  \
          syscalls/msg {:>6}  sqes/msg {:>6}  cpu/msg {:>6} us  lost {}  {}",
         result.scenario,
         result.runtime,
         h.throughput_msgs_per_s,
-        h.latency_us.p50,
-        h.latency_us.p99,
-        h.latency_us.max,
+        lat(|p| p.p50),
+        lat(|p| p.p99),
+        lat(|p| p.max),
         opt(h.syscalls_per_msg, 3),
         opt(h.sqes_per_msg, 3),
         opt(h.server_cpu_us_per_msg, 2),
@@ -861,7 +875,7 @@ mod tests {
         assert_eq!(rep.headline.throughput_msgs_per_s, 2000.0);
         // 200 000 ns recorded: the max is 200 us (within the histogram's 3 digits).
         assert!(
-            (rep.headline.latency_us.max - 200.0).abs() < 0.2,
+            (rep.headline.latency_us.expect("latency").max - 200.0).abs() < 0.2,
             "{:?}",
             rep.headline
         );

@@ -131,11 +131,15 @@ fn offered(s: &Scenario) -> f64 {
 pub fn unsustained_reasons(result: &ScenarioResult, slo_p99_us: f64) -> Vec<String> {
     let mut reasons = Vec::new();
     let h = &result.summary.headline;
-    if h.latency_us.p99 > slo_p99_us {
-        reasons.push(format!(
-            "p99 {:.0} us > SLO {:.0} us",
-            h.latency_us.p99, slo_p99_us
-        ));
+    match &h.latency_us {
+        Some(l) if l.p99 > slo_p99_us => {
+            reasons.push(format!("p99 {:.0} us > SLO {:.0} us", l.p99, slo_p99_us));
+        }
+        Some(_) => {}
+        None => reasons.push(format!(
+            "no latency measured ({})",
+            h.latency_us_null_reason.as_deref().unwrap_or("no reason")
+        )),
     }
     if h.lost > 0 {
         reasons.push(format!("{} messages lost", h.lost));
@@ -237,9 +241,13 @@ pub fn sweep_rows(
         );
         let sweep = sweep_row(*row, base, settings, placement, log_dir, &mut |step| {
             eprintln!(
-                "fanbench:   {:>10.0} deliveries/s offered: p99 {:>9.0} us, lost {}, {}",
+                "fanbench:   {:>10.0} deliveries/s offered: p99 {:>9} us, lost {}, {}",
                 step.offered_msgs_per_s,
-                step.result.summary.headline.latency_us.p99,
+                step.result
+                    .summary
+                    .headline
+                    .latency_us
+                    .map_or_else(|| "null".to_string(), |l| format!("{:.0}", l.p99)),
                 step.result.summary.headline.lost,
                 if step.sustained {
                     "sustained".to_string()
@@ -400,7 +408,7 @@ mod tests {
         .expect("fixture");
         let file: ResultsFile = serde_json::from_str(&text).expect("fixture parses");
         let mut r = file.results[0].clone();
-        r.summary.headline.latency_us = percentiles(p99);
+        r.summary.headline.latency_us = Some(percentiles(p99));
         r.summary.headline.lost = lost;
         r.valid = valid;
         if !valid {

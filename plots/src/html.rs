@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::charts::{fmt_latency_us, fmt_rate, fmt_sig3, Chart};
-use crate::model::{Entry, ResultsDoc, SweepDoc};
+use crate::model::{Entry, Percentiles, ResultsDoc, SweepDoc};
 use crate::palette::{css, runtime_colour};
 
 /// Escapes text for HTML element content and attribute values.
@@ -104,7 +104,8 @@ fn summary_table(out: &mut String, entries: &[&Entry]) {
     );
     for entry in entries {
         let h = &entry.summary.headline;
-        let lat = &h.latency_us;
+        let lat = h.latency_us.as_ref();
+        let reason = h.latency_us_null_reason.as_deref();
         let validity = if entry.valid {
             "yes"
         } else {
@@ -112,20 +113,28 @@ fn summary_table(out: &mut String, entries: &[&Entry]) {
         };
         let _ = write!(
             out,
-            "<tr{class}>{runtime}<td class=\"l\">{validity}</td><td>{tp}</td><td>{del} / {exp}</td><td>{lost}</td>\
-             <td>{p50}</td><td>{p90}</td><td>{p99}</td><td>{p999}</td><td>{max}</td>",
+            "<tr{class}>{runtime}<td class=\"l\">{validity}</td><td>{tp}</td><td>{del} / {exp}</td><td>{lost}</td>",
             class = if entry.valid { "" } else { " class=\"invalid\"" },
             runtime = runtime_cell(&entry.runtime),
             tp = escape(&fmt_rate(h.throughput_msgs_per_s)),
             del = h.delivered,
             exp = h.expected,
             lost = h.lost,
-            p50 = escape(&fmt_latency_us(lat.p50)),
-            p90 = escape(&fmt_latency_us(lat.p90)),
-            p99 = escape(&fmt_latency_us(lat.p99)),
-            p999 = escape(&fmt_latency_us(lat.p999)),
-            max = escape(&fmt_latency_us(lat.max)),
         );
+        for pick in [
+            |p: &Percentiles| p.p50,
+            |p: &Percentiles| p.p90,
+            |p: &Percentiles| p.p99,
+            |p: &Percentiles| p.p999,
+            |p: &Percentiles| p.max,
+        ] {
+            out.push_str(&optional_cell(
+                lat.map(pick),
+                reason,
+                fmt_latency_us,
+                &mut notes,
+            ));
+        }
         out.push_str(&optional_cell(
             h.syscalls_per_msg,
             h.syscalls_per_msg_null_reason.as_deref(),

@@ -156,7 +156,11 @@ pub struct RuntimeConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Headline {
     pub throughput_msgs_per_s: f64,
-    pub latency_us: Percentiles,
+    /// Null when nothing was delivered (an empty histogram has no percentiles).
+    #[serde(default)]
+    pub latency_us: Option<Percentiles>,
+    #[serde(default)]
+    pub latency_us_null_reason: Option<String>,
     #[serde(default)]
     pub service_latency_us: Option<Percentiles>,
     #[serde(default)]
@@ -443,7 +447,7 @@ mod tests {
     fn minimal_file_with_unknown_fields_loads_and_missing_optionals_are_none() {
         let doc = ResultsDoc::parse(MINIMAL).expect("minimal file parses");
         let entry = &doc.results[0];
-        assert_eq!(entry.summary.headline.latency_us.p99, 3.0);
+        assert_eq!(entry.summary.headline.latency_us.expect("latency").p99, 3.0);
         assert!(entry.summary.headline.syscalls_per_msg.is_none());
         assert!(entry.repetitions.is_empty());
     }

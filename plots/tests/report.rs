@@ -170,3 +170,34 @@ fn unreadable_input_is_an_error_not_a_panic() {
     let err = Inputs::load(&empty).expect_err("nothing to render");
     assert!(format!("{err:#}").contains("no results.json or sweep.json"));
 }
+
+/// A result whose repetitions delivered nothing has no latency (null with a reason): the
+/// report says so in the table and the chart instead of drawing a 0 or failing.
+#[test]
+fn result_without_latency_is_shown_as_not_measured() {
+    let text = std::fs::read_to_string(fixture("results.json")).expect("fixture");
+    let mut doc: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let reason = "rep 0: no messages were delivered in the window";
+    let result = doc["results"]
+        .as_array_mut()
+        .expect("results")
+        .iter_mut()
+        .find(|r| r["scenario"] == "fanout-100" && r["runtime"] == "tokio")
+        .expect("fanout-100 on tokio in the fixture");
+    result["summary"]["latency_us"] = serde_json::Value::Null;
+    result["summary"]["latency_us_null_reason"] = reason.into();
+    for rep in result["repetitions"].as_array_mut().expect("reps") {
+        rep["latency_us"] = serde_json::Value::Null;
+        rep["latency_us_null_reason"] = "no messages were delivered in the window".into();
+    }
+    let dir = out_dir("report-no-latency");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("results.json");
+    std::fs::write(&path, doc.to_string()).expect("write");
+    let inputs = Inputs::load(&path).expect("a null latency is valid input");
+    write_report(&inputs, &dir).expect("written");
+    let latency = std::fs::read_to_string(dir.join("latency-fanout-100.svg")).expect("svg");
+    assert!(latency.contains("no latency: nothing delivered"));
+    let html = std::fs::read_to_string(dir.join("index.html")).expect("html");
+    assert!(html.contains(reason), "the table gives the reason");
+}

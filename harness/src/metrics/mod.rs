@@ -13,6 +13,9 @@ use crate::results::schema::{ServerMetrics, Syscalls};
 use perf::{CounterSample, ProcessCounters};
 use procfs::ProcCpu;
 
+/// The null reason of every per-message metric (and of latency) when nothing was delivered.
+pub const NOTHING_DELIVERED: &str = "no messages were delivered in the window";
+
 /// The per-message server numbers of a repetition's headline, each with its null reason.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServerHeadline {
@@ -142,10 +145,7 @@ impl ServerSampler {
 
         let per_msg = |value: Result<f64, String>| -> (Option<f64>, Option<String>) {
             match value {
-                Ok(_) if delivered == 0 => (
-                    None,
-                    Some("no messages were delivered in the window".into()),
-                ),
+                Ok(_) if delivered == 0 => (None, Some(NOTHING_DELIVERED.into())),
                 Ok(v) => (Some(v / delivered as f64), None),
                 Err(reason) => (None, Some(reason)),
             }

@@ -173,12 +173,16 @@ pub struct ScenarioResult {
 pub struct Headline {
     /// Delivered messages per second in the measured window.
     pub throughput_msgs_per_s: f64,
-    /// Receive time - intended send time (includes queueing: the number to quote).
-    pub latency_us: Percentiles,
-    /// Receive time - actual send time.
-    pub service_latency_us: Percentiles,
-    /// Actual - intended send time (the load generator's own error).
-    pub pacing_lag_us: Percentiles,
+    /// Receive time - intended send time (includes queueing: the number to quote). Null when
+    /// nothing was delivered in the window (an empty histogram has no percentiles).
+    pub latency_us: Option<Percentiles>,
+    pub latency_us_null_reason: Option<String>,
+    /// Receive time - actual send time (null as `latency_us`).
+    pub service_latency_us: Option<Percentiles>,
+    pub service_latency_us_null_reason: Option<String>,
+    /// Actual - intended send time (the load generator's own error). Null when nothing was sent.
+    pub pacing_lag_us: Option<Percentiles>,
+    pub pacing_lag_us_null_reason: Option<String>,
     /// Messages received by healthy subscribers in the measured window.
     pub delivered: u64,
     /// Messages healthy subscribers should have received in the measured window.
@@ -359,9 +363,9 @@ pub struct Summary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     pub throughput_msgs_per_s: Range,
-    pub latency_us: PercentileRanges,
-    pub service_latency_us: PercentileRanges,
-    pub pacing_lag_us: PercentileRanges,
+    pub latency_us: Option<PercentileRanges>,
+    pub service_latency_us: Option<PercentileRanges>,
+    pub pacing_lag_us: Option<PercentileRanges>,
     pub syscalls_per_msg: Option<Range>,
     pub sqes_per_msg: Option<Range>,
     pub server_cpu_us_per_msg: Option<Range>,

@@ -12,21 +12,14 @@ use super::schema::{
     Headline, PercentileRanges, Percentiles, Range, Repetition, ResultsFile, Spread, Summary,
 };
 
-/// Percentiles in microseconds of a histogram recorded in nanoseconds.
-pub fn percentiles_us_from_ns(h: &Histogram<u64>) -> Percentiles {
+/// Percentiles in microseconds of a histogram recorded in nanoseconds; `None` for an empty
+/// histogram (no sample, so no percentile: never reported as 0).
+pub fn percentiles_us_from_ns(h: &Histogram<u64>) -> Option<Percentiles> {
     let us = |ns: u64| ns as f64 / 1000.0;
     if h.is_empty() {
-        return Percentiles {
-            p50: 0.0,
-            p90: 0.0,
-            p99: 0.0,
-            p999: 0.0,
-            max: 0.0,
-            mean: 0.0,
-            count: 0,
-        };
+        return None;
     }
-    Percentiles {
+    Some(Percentiles {
         p50: us(h.value_at_quantile(0.50)),
         p90: us(h.value_at_quantile(0.90)),
         p99: us(h.value_at_quantile(0.99)),
@@ -34,7 +27,7 @@ pub fn percentiles_us_from_ns(h: &Histogram<u64>) -> Percentiles {
         max: us(h.max()),
         mean: h.mean() / 1000.0,
         count: h.len(),
-    }
+    })
 }
 
 /// V2 serialization (uncompressed), base64 with the standard alphabet.
@@ -114,16 +107,43 @@ pub fn summarize(reps: &[Repetition]) -> anyhow::Result<Summary> {
         });
         (med, rng)
     };
-    let percentiles = |pick: fn(&Headline) -> &Percentiles| -> (Percentiles, PercentileRanges) {
-        let (p50, r50) = stat(&|h| pick(h).p50);
-        let (p90, r90) = stat(&|h| pick(h).p90);
-        let (p99, r99) = stat(&|h| pick(h).p99);
-        let (p999, r999) = stat(&|h| pick(h).p999);
-        let (max, rmax) = stat(&|h| pick(h).max);
-        let (mean, rmean) = stat(&|h| pick(h).mean);
-        let count = reps.iter().map(|r| pick(&r.headline).count).sum();
+    // A percentile set is summarized only when every repetition has one (the same rule as the
+    // optional metrics): otherwise null, with the first repetition's reason.
+    type Pick = fn(&Headline) -> (Option<&Percentiles>, Option<&String>);
+    let percentiles = |pick: Pick| -> (
+        Option<Percentiles>,
+        Option<String>,
+        Option<PercentileRanges>,
+    ) {
+        let mut sets = Vec::with_capacity(reps.len());
+        for rep in reps {
+            match pick(&rep.headline) {
+                (Some(p), _) => sets.push(*p),
+                (None, why) => {
+                    let why = why.cloned().unwrap_or_else(|| "not measured".into());
+                    return (None, Some(format!("rep {}: {why}", rep.index)), None);
+                }
+            }
+        }
+        let stat = |f: fn(&Percentiles) -> f64| -> (f64, Range) {
+            let values: Vec<f64> = sets.iter().map(f).collect();
+            // Non-empty (checked above), so both are Some.
+            let med = median(&values).unwrap_or(f64::NAN);
+            let rng = range(&values).unwrap_or(Range {
+                min: f64::NAN,
+                max: f64::NAN,
+            });
+            (med, rng)
+        };
+        let (p50, r50) = stat(|p| p.p50);
+        let (p90, r90) = stat(|p| p.p90);
+        let (p99, r99) = stat(|p| p.p99);
+        let (p999, r999) = stat(|p| p.p999);
+        let (max, rmax) = stat(|p| p.max);
+        let (mean, rmean) = stat(|p| p.mean);
+        let count = sets.iter().map(|p| p.count).sum();
         (
-            Percentiles {
+            Some(Percentiles {
                 p50,
                 p90,
                 p99,
@@ -131,21 +151,33 @@ pub fn summarize(reps: &[Repetition]) -> anyhow::Result<Summary> {
                 max,
                 mean,
                 count,
-            },
-            PercentileRanges {
+            }),
+            None,
+            Some(PercentileRanges {
                 p50: r50,
                 p90: r90,
                 p99: r99,
                 p999: r999,
                 max: rmax,
                 mean: rmean,
-            },
+            }),
         )
     };
     let (throughput, throughput_range) = stat(&|h| h.throughput_msgs_per_s);
-    let (latency, latency_ranges) = percentiles(|h| &h.latency_us);
-    let (service, service_ranges) = percentiles(|h| &h.service_latency_us);
-    let (pacing, pacing_ranges) = percentiles(|h| &h.pacing_lag_us);
+    let (latency, latency_reason, latency_ranges) =
+        percentiles(|h| (h.latency_us.as_ref(), h.latency_us_null_reason.as_ref()));
+    let (service, service_reason, service_ranges) = percentiles(|h| {
+        (
+            h.service_latency_us.as_ref(),
+            h.service_latency_us_null_reason.as_ref(),
+        )
+    });
+    let (pacing, pacing_reason, pacing_ranges) = percentiles(|h| {
+        (
+            h.pacing_lag_us.as_ref(),
+            h.pacing_lag_us_null_reason.as_ref(),
+        )
+    });
     let (syscalls, syscalls_reason, syscalls_range) = optional_stat(
         reps,
         |h| h.syscalls_per_msg,
@@ -174,8 +206,11 @@ pub fn summarize(reps: &[Repetition]) -> anyhow::Result<Summary> {
         headline: Headline {
             throughput_msgs_per_s: throughput,
             latency_us: latency,
+            latency_us_null_reason: latency_reason,
             service_latency_us: service,
+            service_latency_us_null_reason: service_reason,
             pacing_lag_us: pacing,
+            pacing_lag_us_null_reason: pacing_reason,
             delivered: total(|h| h.delivered),
             expected: total(|h| h.expected),
             lost: total(|h| h.lost),
@@ -267,9 +302,12 @@ mod tests {
             window_s: 5.0,
             headline: Headline {
                 throughput_msgs_per_s: throughput,
-                latency_us: pct(latency),
-                service_latency_us: pct(latency / 2.0),
-                pacing_lag_us: pct(1.0),
+                latency_us: Some(pct(latency)),
+                latency_us_null_reason: None,
+                service_latency_us: Some(pct(latency / 2.0)),
+                service_latency_us_null_reason: None,
+                pacing_lag_us: Some(pct(1.0)),
+                pacing_lag_us_null_reason: None,
                 delivered: 1000,
                 expected: 1000 + u64::from(index == 1) * 3,
                 lost: u64::from(index == 1) * 3,
@@ -393,15 +431,15 @@ mod tests {
                 max: 300.0
             }
         );
-        assert_eq!(s.headline.latency_us.p99, 60.0);
+        assert_eq!(s.headline.latency_us.expect("latency").p99, 60.0);
         assert_eq!(
-            s.spread.latency_us.p99,
+            s.spread.latency_us.expect("latency spread").p99,
             Range {
                 min: 30.0,
                 max: 90.0
             }
         );
-        assert_eq!(s.headline.latency_us.count, 300);
+        assert_eq!(s.headline.latency_us.expect("latency").count, 300);
         assert_eq!(
             s.headline.lost, 3,
             "loss is summed, never hidden by a median"
@@ -425,6 +463,30 @@ mod tests {
     }
 
     #[test]
+    fn latency_of_a_repetition_without_deliveries_is_null_never_zero() {
+        let empty = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3).expect("bounds");
+        assert_eq!(percentiles_us_from_ns(&empty), None);
+        let mut nothing = rep(1, 0.0, 0.0, Some(1.0));
+        nothing.headline.latency_us = None;
+        nothing.headline.latency_us_null_reason = Some("no messages were delivered".into());
+        let reps = vec![
+            rep(0, 10.0, 5.0, Some(1.0)),
+            nothing,
+            rep(2, 10.0, 5.0, Some(1.0)),
+        ];
+        let s = summarize(&reps).expect("summary");
+        assert_eq!(
+            s.headline.latency_us, None,
+            "a median over a 0 would hide the outage"
+        );
+        assert_eq!(s.spread.latency_us, None);
+        let reason = s.headline.latency_us_null_reason.expect("reason");
+        assert!(reason.starts_with("rep 1: no messages"), "{reason}");
+        // The other percentile sets are still summarized.
+        assert!(s.headline.service_latency_us.is_some());
+    }
+
+    #[test]
     fn summary_of_nothing_is_an_error() {
         assert!(summarize(&[]).is_err());
     }
@@ -445,7 +507,7 @@ mod tests {
     fn percentiles_convert_ns_to_us() {
         let mut h = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3).expect("bounds");
         h.record(500_000_000).expect("record"); // 500 ms
-        let p = percentiles_us_from_ns(&h);
+        let p = percentiles_us_from_ns(&h).expect("one sample");
         assert!((p.max - 500_000.0).abs() / 500_000.0 < 0.001, "{p:?}");
         assert_eq!(p.count, 1);
     }

@@ -19,14 +19,15 @@ struct Bar {
     max: f64,
 }
 
-fn bar(entry: &Entry, pick: fn(&crate::model::Percentiles) -> f64) -> Bar {
-    let median = pick(&entry.summary.headline.latency_us);
+/// `None` when the summary has no latency (nothing delivered in some repetition).
+fn bar(entry: &Entry, pick: fn(&crate::model::Percentiles) -> f64) -> Option<Bar> {
+    let median = pick(entry.summary.headline.latency_us.as_ref()?);
     let reps = entry
         .repetitions
         .iter()
-        .map(|r| pick(&r.headline.latency_us));
+        .filter_map(|r| r.headline.latency_us.as_ref().map(pick));
     let (min, max) = reps.fold((median, median), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    Bar { median, min, max }
+    Some(Bar { median, min, max })
 }
 
 /// The p50/p99 chart of `scenario`.
@@ -43,15 +44,25 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
             }
         })
         .collect();
-    let bars: Vec<(Bar, Bar)> = entries
+    let bars: Vec<Option<(Bar, Bar)>> = entries
         .iter()
-        .map(|e| (bar(e, |p| p.p50), bar(e, |p| p.p99)))
+        .map(|e| Some((bar(e, |p| p.p50)?, bar(e, |p| p.p99)?)))
         .collect();
     let lowest = bars
         .iter()
+        .flatten()
         .map(|(p50, _)| p50.min)
         .fold(f64::INFINITY, f64::min);
-    let highest = bars.iter().map(|(_, p99)| p99.max).fold(0.0_f64, f64::max);
+    let highest = bars
+        .iter()
+        .flatten()
+        .map(|(_, p99)| p99.max)
+        .fold(0.0_f64, f64::max);
+    let (lowest, highest) = if lowest.is_finite() {
+        (lowest, highest)
+    } else {
+        (1.0, 1000.0) // No row has a latency: an empty plot with a sensible axis.
+    };
     let (lo, hi) = decade_range(lowest, highest * 1.5);
     let count = entries.len().max(1);
     let width = (260 + 150 * count as u32).max(760) + LEGEND_WIDTH;
@@ -80,9 +91,20 @@ pub fn chart(doc: &ResultsDoc, scenario: &str) -> anyhow::Result<Chart> {
             .draw()
             .map_err(plot_err)?;
 
-        for (i, (entry, (p50, p99))) in entries.iter().zip(&bars).enumerate() {
+        for (i, (entry, bars)) in entries.iter().zip(&bars).enumerate() {
             let x = i as f64;
             let colour = runtime_colour(&entry.runtime);
+            let Some((p50, p99)) = bars else {
+                // Nothing delivered in some repetition: no latency to draw, and said so.
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        "no latency: nothing delivered",
+                        (x, lo * 1.3),
+                        label_above(12, INVALID_RED),
+                    )))
+                    .map_err(plot_err)?;
+                continue;
+            };
             for (bar, left, right, light) in [
                 (p50, x - 0.36, x - 0.01, false),
                 (p99, x + 0.01, x + 0.36, true),

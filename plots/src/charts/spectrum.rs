@@ -58,7 +58,16 @@ fn curve(entry: &Entry) -> Curve {
             }
         }
         _ => {
-            let p = &entry.summary.headline.latency_us;
+            let Some(p) = &entry.summary.headline.latency_us else {
+                label.push_str(" (no latency: nothing delivered)");
+                return Curve {
+                    label,
+                    colour,
+                    valid: entry.valid,
+                    points: Vec::new(),
+                    coarse: true,
+                };
+            };
             let x_max = (p.count as f64).max(10_000.0);
             let points = vec![
                 (2.0, p.p50),

@@ -7,7 +7,7 @@ use super::{
     decade_range, draw_side_legend, fmt_latency_us, fmt_rate, plot_err, render_svg, slug, Chart,
     Mark, DESC_SIZE, FONT, LABEL_SIZE, TITLE_SIZE,
 };
-use crate::model::{Sweep, SweepDoc};
+use crate::model::{Sweep, SweepDoc, SweepStep};
 use crate::palette::runtime_colour;
 
 const SWEEP_LEGEND_WIDTH: u32 = 290;
@@ -53,12 +53,13 @@ pub fn chart(doc: &SweepDoc, scenario: &str) -> anyhow::Result<Chart> {
         .iter()
         .filter(|s| s.scenario == scenario)
         .collect();
+    // Steps without a latency (nothing delivered) have no point on a latency chart.
     let points = sweeps.iter().flat_map(|s| &s.steps);
     let (x_max, y_min, y_max) = points.fold(
         (1.0_f64, doc.slo_p99_us, doc.slo_p99_us),
-        |(xm, lo, hi), step| {
-            let p99 = step.result.summary.headline.latency_us.p99;
-            (xm.max(step.offered_msgs_per_s), lo.min(p99), hi.max(p99))
+        |(xm, lo, hi), step| match step_p99(step) {
+            Some(p99) => (xm.max(step.offered_msgs_per_s), lo.min(p99), hi.max(p99)),
+            None => (xm.max(step.offered_msgs_per_s), lo, hi),
         },
     );
     let (y_lo, y_hi) = decade_range(y_min, y_max * 1.5);
@@ -102,16 +103,12 @@ pub fn chart(doc: &SweepDoc, scenario: &str) -> anyhow::Result<Chart> {
 
         for sweep in &sweeps {
             let colour = runtime_colour(&sweep.runtime);
-            let line: Vec<(f64, f64)> = sweep
+            let measured: Vec<(&SweepStep, (f64, f64))> = sweep
                 .steps
                 .iter()
-                .map(|s| {
-                    (
-                        s.offered_msgs_per_s,
-                        s.result.summary.headline.latency_us.p99,
-                    )
-                })
+                .filter_map(|s| Some((s, (s.offered_msgs_per_s, step_p99(s)?))))
                 .collect();
+            let line: Vec<(f64, f64)> = measured.iter().map(|(_, point)| *point).collect();
             chart
                 .draw_series(LineSeries::new(
                     line.iter().copied(),
@@ -119,7 +116,7 @@ pub fn chart(doc: &SweepDoc, scenario: &str) -> anyhow::Result<Chart> {
                 ))
                 .map_err(plot_err)?;
             items.push((legend_label(sweep), colour, Mark::Line));
-            for (step, point) in sweep.steps.iter().zip(&line) {
+            for (step, point) in &measured {
                 let style = if step.sustained {
                     colour.filled()
                 } else {
@@ -131,8 +128,12 @@ pub fn chart(doc: &SweepDoc, scenario: &str) -> anyhow::Result<Chart> {
             }
             if let Some(max) = sweep.max_sustainable_msgs_per_s {
                 // A ring around the max sustainable step.
-                if let Some(step) = sweep.steps.iter().find(|s| s.offered_msgs_per_s == max) {
-                    let p99 = step.result.summary.headline.latency_us.p99;
+                if let Some(p99) = sweep
+                    .steps
+                    .iter()
+                    .find(|s| s.offered_msgs_per_s == max)
+                    .and_then(step_p99)
+                {
                     chart
                         .draw_series(std::iter::once(Circle::new(
                             (max, p99),
@@ -161,4 +162,9 @@ pub fn chart(doc: &SweepDoc, scenario: &str) -> anyhow::Result<Chart> {
             .to_owned(),
         svg,
     })
+}
+
+/// A step's summary p99, if it has a latency at all.
+fn step_p99(step: &SweepStep) -> Option<f64> {
+    step.result.summary.headline.latency_us.map(|l| l.p99)
 }
