@@ -99,11 +99,12 @@ pub struct UringConfig {
     /// Ask for `SINGLE_ISSUER`, `DEFER_TASKRUN` and `COOP_TASKRUN` (each dropped again if the
     /// kernel refuses it). Off only to measure what the flags are worth.
     pub setup_flags: bool,
-    /// Send coalescing window (zero: off). A send's successful completion is delivered to
-    /// its task only when the window that began with the first held completion ends, so a
-    /// busy connection's writer sends at most about once per window and each send carries
-    /// everything queued meanwhile. An idle connection's first send is never delayed. Costs
-    /// at most one window of latency under load; see [`DEFAULT_COALESCE`].
+    /// Send coalescing window (zero: off). On a busy connection (its previous send finished
+    /// less than one window ago) a send's successful completion is delivered to its task only
+    /// when the window that began with the first held completion ends, so the connection's
+    /// writer sends at most about once per window and each send carries everything queued
+    /// meanwhile. A connection that sends less often than once per window is never held.
+    /// Costs at most one window of latency under load; see [`DEFAULT_COALESCE`].
     pub coalesce: Duration,
 }
 
@@ -163,8 +164,9 @@ pub const DEFAULT_POLICY: SubmitPolicy = SubmitPolicy::Eager;
 /// the window gives that (2-3x fewer SQEs per message). At 5 x 200, 200 msg/s, 1 KiB every
 /// row saturated the server CPU (~5.0 us/msg = 200k msg/s on one core) and the window changed
 /// CPU/msg by nothing measurable; p99 was the lowest of all rows in both sessions (48 ms and
-/// 38 ms against 130-190 ms for nats-server). An idle connection's send is never delayed;
-/// under load a message waits at most one window. Full figures: `runtimes/uring/PERF.md`.
+/// 38 ms against 130-190 ms for nats-server). Only a busy connection's sends are held (one
+/// that sends less often than once per window never is); under load a message waits at most
+/// one window. Full figures: `runtimes/uring/PERF.md`.
 pub const DEFAULT_COALESCE: Duration = Duration::from_millis(1);
 
 /// The longest coalescing window accepted (a longer one is a latency bug, not a policy).

@@ -1,5 +1,6 @@
-//! Send coalescing: a held send completion wakes its task no sooner than the window, frees
-//! its slot at once if its future is dropped, and errors are never held.
+//! Send coalescing: only a busy connection's sends are held (one whose previous send finished
+//! less than a window ago); a held send completion wakes its task no sooner than the window,
+//! frees its slot at once if its future is dropped, and errors are never held.
 
 mod common;
 
@@ -28,6 +29,11 @@ fn a_held_send_completes_no_sooner_than_the_window_and_its_bytes_arrive() {
     let (mut theirs, w) = rt.block_on(watchdog("held send", async move {
         let (ours, theirs) = pair().await;
         let (_r, mut w) = ours.into_split();
+        // The connection's first send: nothing before it, so it is not held.
+        let (res, _) = w.write(b"hi ".to_vec()).await;
+        assert_eq!(res.unwrap(), 3);
+        assert_eq!(current_stats().unwrap().completions_held, 0);
+        // Right after it the connection is busy: this one is held.
         let started = Instant::now();
         let (res, _) = w.write(b"hello".to_vec()).await;
         assert_eq!(res.unwrap(), 5);
@@ -38,14 +44,72 @@ fn a_held_send_completes_no_sooner_than_the_window_and_its_bytes_arrive() {
         );
         (theirs, w)
     }));
-    let mut got = [0u8; 5];
+    let mut got = [0u8; 8];
     theirs.read_exact(&mut got).unwrap();
-    assert_eq!(&got, b"hello");
+    assert_eq!(&got, b"hi hello");
     drop(w);
     let stats = rt.stats();
     assert_eq!(stats.completions_held, 1);
     assert_eq!(stats.hold_windows, 1);
     assert_eq!(stats.coalesce_us, 50_000);
+}
+
+#[test]
+fn a_connection_sending_less_often_than_once_per_window_is_never_held() {
+    let window = Duration::from_millis(20);
+    let mut rt = runtime_with_window(window);
+    rt.block_on(watchdog("sparse sends", async move {
+        let (ours, _theirs) = pair().await;
+        let (_r, mut w) = ours.into_split();
+        for _ in 0..3 {
+            let (res, _) = w.write(b"x".to_vec()).await;
+            assert_eq!(res.unwrap(), 1);
+            // Sleeps never end early, so the next send starts more than a window later.
+            sleep(window + Duration::from_millis(5)).await;
+        }
+    }));
+    let stats = rt.stats();
+    assert_eq!(stats.completions_held, 0, "{stats:?}");
+    assert_eq!(stats.hold_windows, 0, "{stats:?}");
+}
+
+#[test]
+fn a_writer_that_sends_again_as_soon_as_it_is_released_stays_held() {
+    let mut rt = runtime_with_window(Duration::from_millis(50));
+    rt.block_on(watchdog("busy sends", async move {
+        let (ours, _theirs) = pair().await;
+        let (_r, mut w) = ours.into_split();
+        for _ in 0..5 {
+            let (res, _) = w.write(b"x".to_vec()).await;
+            assert_eq!(res.unwrap(), 1);
+        }
+    }));
+    let stats = rt.stats();
+    // The first send is not held (nothing before it); each later one starts the moment the
+    // previous one is released, so the connection stays busy.
+    assert_eq!(stats.completions_held, 4, "{stats:?}");
+    assert_eq!(stats.hold_windows, 4, "{stats:?}");
+}
+
+#[test]
+fn a_writer_with_nothing_queued_when_released_is_not_held_again() {
+    let mut rt = runtime_with_window(Duration::from_millis(50));
+    rt.block_on(watchdog("released idle", async move {
+        let (ours, _theirs) = pair().await;
+        let (_r, mut w) = ours.into_split();
+        for _ in 0..2 {
+            let (res, _) = w.write(b"x".to_vec()).await;
+            assert_eq!(res.unwrap(), 1);
+        }
+        assert_eq!(current_stats().unwrap().completions_held, 1);
+        // Released with nothing to send: the runtime parks before the next send, well within
+        // the window.
+        sleep(Duration::from_millis(5)).await;
+        let (res, _) = w.write(b"x".to_vec()).await;
+        assert_eq!(res.unwrap(), 1);
+    }));
+    let stats = rt.stats();
+    assert_eq!(stats.completions_held, 1, "{stats:?}");
 }
 
 #[test]
@@ -70,6 +134,8 @@ fn a_send_dropped_while_held_frees_its_slot_without_a_cancel() {
     rt.block_on(watchdog("dropped held send", async move {
         let (ours, _theirs) = pair().await;
         let (_r, mut w) = ours.into_split();
+        let (res, _) = w.write(b"busy".to_vec()).await;
+        assert_eq!(res.unwrap(), 4);
         {
             let mut write = pin!(w.write(b"held".to_vec()));
             poll_fn(|cx| {
@@ -93,6 +159,10 @@ fn a_failed_send_is_not_held() {
     rt.block_on(watchdog("failed send", async move {
         let (ours, _theirs) = pair().await;
         let (_r, mut w) = ours.into_split();
+        // A send first, so the failing one is on a busy connection and would be held if
+        // errors were.
+        let (res, _) = w.write(b"busy".to_vec()).await;
+        assert_eq!(res.unwrap(), 4);
         w.shutdown().await.unwrap();
         let (res, _) = w.write(b"after shutdown".to_vec()).await;
         assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EPIPE));

@@ -12,7 +12,7 @@
 //!     ▼                           completion without F_MORE
 //! Ignored(resources) ─────────────────────────────────────▶ (slot freed, resources dropped)
 //!
-//! Submitted/Waiting with `hold` (sends, when a coalescing window is configured): a
+//! Submitted/Waiting with `Coalesce::Hold` (a send on a busy connection, see the `driver` docs): a
 //! successful completion goes to Held { completion, waker } instead of Completed, and every
 //! held op is released (to Completed, its waker woken) together when the window ends. The
 //! kernel is done with a held op: dropping its future frees the slot at once.
@@ -28,6 +28,7 @@
 
 use std::collections::VecDeque;
 use std::task::Waker;
+use std::time::Instant;
 
 /// What a CQE said about an op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,35 @@ pub(crate) struct Completion {
     pub(crate) result: i32,
     /// The CQE's flags (`IORING_CQE_F_MORE`, buffer ids...).
     pub(crate) flags: u32,
+    /// For sends while coalescing (not [`Coalesce::Off`]): what the connection's next send
+    /// needs to tell whether the connection is busy.
+    pub(crate) send_mark: Option<SendMark>,
+}
+
+/// When a send's completion reached its task, for the busy test of the connection's next
+/// send ([`Driver::send_coalescing`](super::Driver::send_coalescing)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SendMark {
+    /// When the CQE was reaped, or for a held completion when its window ended.
+    pub(crate) at: Instant,
+    /// For a held completion: the driver's park count at the window's end. The writer counts
+    /// as busy only if it sends again before the driver next parks, i.e. messages queued up
+    /// while it was held.
+    pub(crate) released_before_park: Option<u64>,
+}
+
+/// What the coalescing window does with a single-shot op (see `driver`'s module docs,
+/// # Send coalescing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Coalesce {
+    /// Not a send, or coalescing is off.
+    Off,
+    /// A send on a connection that is not busy: never held, but its completion carries a
+    /// [`SendMark`].
+    Stamp,
+    /// A send on a busy connection: a successful completion is held until the window ends
+    /// (and carries a [`SendMark`] made then).
+    Hold,
 }
 
 impl Completion {
@@ -70,11 +100,10 @@ pub(crate) struct Multishot {
 
 /// One registry slot.
 pub(crate) enum Lifecycle {
-    /// In the submission queue or in the kernel; nobody polled it yet. `hold`: a successful
-    /// completion is held until the coalescing window ends.
-    Submitted { hold: bool },
+    /// In the submission queue or in the kernel; nobody polled it yet.
+    Submitted { coalesce: Coalesce },
     /// In the kernel; this waker is woken by the completion.
-    Waiting { waker: Waker, hold: bool },
+    Waiting { waker: Waker, coalesce: Coalesce },
     /// The completion arrived; the future has not collected it yet.
     Completed(Completion),
     /// The completion arrived and is held until the coalescing window ends (the kernel is

@@ -22,13 +22,23 @@
 //!
 //! # Send coalescing
 //!
-//! With a coalescing window (`UringConfig::coalesce` > 0), the successful completion of a send
-//! is *held*: its task is not woken until the window that began with the first held
-//! completion ends, and then every held send is released at once. Meanwhile the connection's
-//! queue keeps filling, so the woken writer takes more frames into its next send: one send
-//! (and one pass through the kernel's TCP stack) carries several messages. A send that starts
-//! on an idle connection is never delayed (nothing is held), so an unloaded server adds no
-//! latency; a loaded one adds at most one window. Errors are never held.
+//! With a coalescing window (`UringConfig::coalesce` > 0), a connection is *busy* when the
+//! completion of its previous send arrived less than one window ago, or when that completion
+//! was held and the writer sends again as soon as it is released (before the driver next
+//! parks: messages queued up meanwhile). Neither clock alone works: a held completion is
+//! released about one window after it arrived, so by arrival time a connection would look
+//! idle after every hold (measured: 47% of sends held at 1x100 @ 5000 msg/s, against 91%),
+//! and by release time a connection receiving a message every two windows stays held
+//! (measured: 92% of sends held at 1x100 @ 500 msg/s, against 1.4%). The successful
+//! completion of a send on a busy connection is *held*: its task is not woken until the
+//! window that began with the first held completion ends, and then every held send is
+//! released at once. Meanwhile the connection's queue keeps filling, so the woken writer takes
+//! more frames into its next send: one send (and one pass through the kernel's TCP stack)
+//! carries several messages. Sends on a connection that is not busy are never held, so a
+//! connection sending less often than once per window is treated exactly as without
+//! coalescing (no held completion, no extra timer or wake-up: at low load a window only costs
+//! CPU, measured in `runtimes/uring/PERF.md`); a busy one waits at most one window. Errors
+//! are never held.
 //!
 //! # Safety
 //!
@@ -57,7 +67,7 @@ use crate::driver::op::OpAble;
 use crate::executor::Shared;
 use crate::stats::{RingFlags, UringStats};
 
-pub(crate) use lifecycle::{Completion, Lifecycle, Multishot, Orphan};
+pub(crate) use lifecycle::{Coalesce, Completion, Lifecycle, Multishot, Orphan, SendMark};
 pub(crate) use setup::MAX_RING_ENTRIES;
 
 /// `user_data` of ops that own nothing (cancel, timeout removal, close). The only reserved
@@ -173,11 +183,32 @@ impl Driver {
 
     // ---- registering ops ------------------------------------------------------------
 
-    /// Queue a single-shot op; returns its registry slot. `coalesce`: the op is a send whose
-    /// successful completion may be held for the coalescing window.
-    pub(crate) fn submit(&mut self, sqe: Entry, coalesce: bool) -> usize {
-        let hold = coalesce && !self.holding.window.is_zero();
-        self.submit_in_state(sqe, Lifecycle::Submitted { hold })
+    /// Queue a single-shot op; returns its registry slot. `coalesce`: what the coalescing
+    /// window does with it ([`Driver::send_coalescing`] for sends, `Off` for the rest).
+    pub(crate) fn submit(&mut self, sqe: Entry, coalesce: Coalesce) -> usize {
+        self.submit_in_state(sqe, Lifecycle::Submitted { coalesce })
+    }
+
+    /// How to treat a send on a connection whose previous send left `last`: `Off` when
+    /// coalescing is off; `Hold` when the connection is busy, `Stamp` otherwise. Busy: the
+    /// previous completion arrived less than one window ago, or, if it was held, the window
+    /// ended less than one window ago and the driver has not parked since (the writer found
+    /// messages queued the moment it was released).
+    pub(crate) fn send_coalescing(&self, last: Option<SendMark>) -> Coalesce {
+        let window = self.holding.window;
+        if window.is_zero() {
+            return Coalesce::Off;
+        }
+        let busy = last.is_some_and(|m| {
+            m.at.elapsed() < window
+                && m.released_before_park
+                    .is_none_or(|parks| parks == self.stats.parks)
+        });
+        if busy {
+            Coalesce::Hold
+        } else {
+            Coalesce::Stamp
+        }
     }
 
     /// Queue a multishot op; returns its registry slot.
@@ -262,10 +293,10 @@ impl Driver {
                 self.ops.remove(key);
                 Poll::Ready(c)
             }
-            Lifecycle::Submitted { hold } => {
+            Lifecycle::Submitted { coalesce } => {
                 *state = Lifecycle::Waiting {
                     waker: cx.waker().clone(),
-                    hold: *hold,
+                    coalesce: *coalesce,
                 };
                 Poll::Pending
             }
@@ -380,8 +411,15 @@ impl Driver {
                     n += 1;
                 }
             }
+            // One clock read per batch, and only if a send in it needs its arrival time.
+            let mut reaped_at = None;
             for &(user_data, result, flags) in &batch[..n] {
-                self.complete(user_data, Completion { result, flags });
+                let completion = Completion {
+                    result,
+                    flags,
+                    send_mark: None,
+                };
+                self.complete(user_data, completion, &mut reaped_at);
             }
             total += n;
             if n < REAP_BATCH {
@@ -397,7 +435,13 @@ impl Driver {
         total
     }
 
-    fn complete(&mut self, user_data: u64, completion: Completion) {
+    /// Route one CQE to its slot. `reaped_at`: the batch's arrival time, read on first need.
+    fn complete(
+        &mut self,
+        user_data: u64,
+        mut completion: Completion,
+        reaped_at: &mut Option<Instant>,
+    ) {
         if user_data == UNTRACKED {
             self.untracked_in_flight = self.untracked_in_flight.saturating_sub(1);
             return;
@@ -408,9 +452,17 @@ impl Driver {
             debug_assert!(false, "fanbench-uring: completion for an empty slot {key}");
             return;
         };
+        if let Lifecycle::Submitted { coalesce } | Lifecycle::Waiting { coalesce, .. } = state {
+            if *coalesce != Coalesce::Off {
+                completion.send_mark = Some(SendMark {
+                    at: *reaped_at.get_or_insert_with(Instant::now),
+                    released_before_park: None,
+                });
+            }
+        }
         match state {
-            Lifecycle::Submitted { hold } => {
-                if *hold && completion.result > 0 {
+            Lifecycle::Submitted { coalesce } => {
+                if *coalesce == Coalesce::Hold && completion.result > 0 {
                     *state = Lifecycle::Held {
                         completion,
                         waker: None,
@@ -420,8 +472,8 @@ impl Driver {
                     *state = Lifecycle::Completed(completion);
                 }
             }
-            Lifecycle::Waiting { hold, .. } => {
-                let held = *hold && completion.result > 0;
+            Lifecycle::Waiting { coalesce, .. } => {
+                let held = *coalesce == Coalesce::Hold && completion.result > 0;
                 let Lifecycle::Waiting { waker, .. } =
                     mem::replace(state, Lifecycle::Completed(completion))
                 else {
@@ -485,16 +537,22 @@ impl Driver {
         let Some(until) = self.holding.until else {
             return;
         };
-        if Instant::now() < until {
+        let now = Instant::now();
+        if now < until {
             return;
         }
         self.holding.until = None;
         self.stats.hold_windows += 1;
+        let mark = SendMark {
+            at: now,
+            released_before_park: Some(self.stats.parks),
+        };
         for key in self.holding.keys.drain(..) {
             let Some(state) = self.ops.get_mut(key) else {
                 continue;
             };
-            if let Lifecycle::Held { completion, .. } = *state {
+            if let Lifecycle::Held { mut completion, .. } = *state {
+                completion.send_mark = Some(mark);
                 if let Lifecycle::Held {
                     waker: Some(waker), ..
                 } = mem::replace(state, Lifecycle::Completed(completion))

@@ -21,7 +21,8 @@ use std::task::{Context as TaskContext, Poll};
 use io_uring::squeue::Entry;
 
 use crate::context::Context;
-use crate::driver::lifecycle::{Completion, Orphan};
+use crate::driver::lifecycle::{Coalesce, Completion, Orphan};
+use crate::net::SharedFd;
 
 pub(crate) mod accept;
 pub(crate) mod close;
@@ -35,9 +36,12 @@ pub(crate) mod wake;
 
 /// An opcode: owns everything its SQE points to.
 pub(crate) trait OpAble: Orphan + Unpin + Sized {
-    /// Whether this op is a send whose successful completion may be held for the coalescing
-    /// window (see `driver`'s module docs, # Send coalescing).
-    const COALESCE: bool = false;
+    /// For a send, its connection's descriptor: the send's successful completion is held for
+    /// the coalescing window when that connection is busy (see `driver`'s module docs,
+    /// # Send coalescing). `None` for every other op.
+    fn send_fd(&self) -> Option<&SharedFd> {
+        None
+    }
 
     /// Build the SQE (without `user_data`, which the driver sets). Every pointer it takes
     /// points into the heap, so the op data may move after this call.
@@ -61,7 +65,14 @@ impl<T: OpAble> Op<T> {
             Err(e) => return Err((e, data)),
         };
         let sqe = data.sqe();
-        let key = ctx.driver.borrow_mut().submit(sqe, T::COALESCE);
+        let key = {
+            let mut driver = ctx.driver.borrow_mut();
+            let coalesce = match data.send_fd() {
+                Some(fd) => driver.send_coalescing(fd.last_send()),
+                None => Coalesce::Off,
+            };
+            driver.submit(sqe, coalesce)
+        };
         Ok(Op {
             ctx,
             key,
@@ -75,7 +86,8 @@ impl<T: OpAble> Future for Op<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let completion = match this.ctx.driver.borrow_mut().poll_op(this.key, cx) {
+        let mut driver = this.ctx.driver.borrow_mut();
+        let completion = match driver.poll_op(this.key, cx) {
             Poll::Ready(c) => c,
             Poll::Pending => return Poll::Pending,
         };
@@ -83,6 +95,9 @@ impl<T: OpAble> Future for Op<T> {
             .data
             .take()
             .expect("fanbench-uring: op polled after it completed");
+        if let (Some(fd), Some(mark)) = (data.send_fd(), completion.send_mark) {
+            fd.set_last_send(mark);
+        }
         Poll::Ready((completion, data))
     }
 }

@@ -17,7 +17,9 @@ pub(crate) struct Send<B> {
 impl<B: IoBuf> Orphan for Send<B> {}
 
 impl<B: IoBuf> OpAble for Send<B> {
-    const COALESCE: bool = true;
+    fn send_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
 
     fn sqe(&mut self) -> Entry {
         let len = self.buf.bytes_init().min(MAX_IO) as u32;

@@ -109,7 +109,9 @@ impl<B> Drop for SendMsg<B> {
 impl<B: IoBuf> Orphan for SendMsg<B> {}
 
 impl<B: IoBuf> OpAble for SendMsg<B> {
-    const COALESCE: bool = true;
+    fn send_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
 
     fn sqe(&mut self) -> Entry {
         let msg = self
