@@ -162,8 +162,12 @@ pub fn list_names(dir: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 impl WorkloadOverrides {
-    /// Applies every given override to `scenario` and re-validates it.
+    /// Applies every given override to `scenario` and re-validates it. The name stays the
+    /// file's (bench-all finds its sweep workload by name); when the load itself changed
+    /// (publishers, subscribers, rate, payload, slow subscribers) the description says so,
+    /// since the file's description no longer matches what ran.
     pub fn apply(&self, mut scenario: Scenario) -> anyhow::Result<Scenario> {
+        let before = scenario.clone();
         if let Some(publishers) = self.publishers {
             scenario.publishers = publishers;
         }
@@ -190,6 +194,27 @@ impl WorkloadOverrides {
         }
         if let Some(rate) = self.slow_read_rate {
             scenario.slow_read_bytes_per_s = rate;
+        }
+        let load = |s: &Scenario| {
+            (
+                s.publishers,
+                s.subscribers_per_publisher,
+                s.rate_per_publisher,
+                s.payload_bytes,
+                s.slow_subscribers,
+                s.slow_read_bytes_per_s,
+            )
+        };
+        if load(&scenario) != load(&before) {
+            scenario.description = format!(
+                "{} with its load overridden on the command line (the file says: {})",
+                scenario.name,
+                if before.description.is_empty() {
+                    "no description"
+                } else {
+                    before.description.trim_end_matches('.')
+                }
+            );
         }
         validate(&scenario).with_context(|| {
             format!("workload {:?} after command-line overrides", scenario.name)
@@ -321,10 +346,25 @@ mod tests {
         assert_eq!(s.slow_subscribers, 1);
         assert_eq!(s.slow_read_bytes_per_s, 1000);
 
+        assert!(
+            s.description.contains("overridden on the command line"),
+            "{}",
+            s.description
+        );
+
         let untouched = WorkloadOverrides::default()
             .apply(base.clone())
             .expect("valid");
         assert_eq!(untouched, base);
+        // Timing alone does not change the load the description describes.
+        let timing = WorkloadOverrides {
+            duration: Some(Duration::from_secs(9)),
+            reps: Some(2),
+            ..Default::default()
+        }
+        .apply(base.clone())
+        .expect("valid");
+        assert_eq!(timing.description, base.description);
     }
 
     #[test]
