@@ -12,8 +12,11 @@
 //!
 //! - default: 3 reps x (1 s + 3 s + 0.4 s) + 0.9 s = 14.1 s per pair, x 60 = 846 s; sweep at
 //!   most 7 steps x (0.9 s + 0.5 s + 2 s + 0.4 s) = 26.6 s per row, x 10 = 266 s; total
-//!   1112 s = 18.5 min (< 20 min). Measured 2026-11-22 at ac34729, all 10 rows: 18 min 14 s
-//!   from start to index.html (the release build before it is extra).
+//!   1112 s = 18.5 min (< 20 min), plus ~3.8 s for each sweep step measured twice after a
+//!   pacer hiccup (`sweep::only_the_pacer_fell_behind`). Measured, all 10 rows, from start to
+//!   index.html (the release build before it is extra): 18 min 14 s (2026-11-22, ac34729);
+//!   about 18 min 10 s twice on 2026-12-02 (0008c59, bf74f28; 18 min 30 s and 18 min 41 s
+//!   including a warm ~30 s build).
 //! - `--quick`: 1 rep x (0.25 s + 1 s + 0.4 s) + 0.9 s = 2.55 s per pair, x 60 = 153 s; sweep at
 //!   most 3 steps x (0.9 s + 0.25 s + 1 s + 0.4 s) = 7.65 s per row, x 10 = 76.5 s; total
 //!   230 s = 3.8 min (< 4 min). The sweep usually stops early (p99 over its SLO).
