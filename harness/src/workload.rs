@@ -167,7 +167,17 @@ impl WorkloadOverrides {
     /// (publishers, subscribers, rate, payload, slow subscribers) the description says so,
     /// since the file's description no longer matches what ran.
     pub fn apply(&self, mut scenario: Scenario) -> anyhow::Result<Scenario> {
-        let before = scenario.clone();
+        let load = |s: &Scenario| {
+            (
+                s.publishers,
+                s.subscribers_per_publisher,
+                s.rate_per_publisher,
+                s.payload_bytes,
+                s.slow_subscribers,
+                s.slow_read_bytes_per_s,
+            )
+        };
+        let file_load = load(&scenario);
         if let Some(publishers) = self.publishers {
             scenario.publishers = publishers;
         }
@@ -195,24 +205,14 @@ impl WorkloadOverrides {
         if let Some(rate) = self.slow_read_rate {
             scenario.slow_read_bytes_per_s = rate;
         }
-        let load = |s: &Scenario| {
-            (
-                s.publishers,
-                s.subscribers_per_publisher,
-                s.rate_per_publisher,
-                s.payload_bytes,
-                s.slow_subscribers,
-                s.slow_read_bytes_per_s,
-            )
-        };
-        if load(&scenario) != load(&before) {
+        if load(&scenario) != file_load {
             scenario.description = format!(
                 "{} with its load overridden on the command line (the file says: {})",
                 scenario.name,
-                if before.description.is_empty() {
+                if scenario.description.is_empty() {
                     "no description"
                 } else {
-                    before.description.trim_end_matches('.')
+                    scenario.description.trim_end_matches('.')
                 }
             );
         }

@@ -99,8 +99,9 @@ pub struct UringConfig {
     /// Ask for `SINGLE_ISSUER`, `DEFER_TASKRUN` and `COOP_TASKRUN` (each dropped again if the
     /// kernel refuses it). Off only to measure what the flags are worth.
     pub setup_flags: bool,
-    /// Send coalescing window (zero: off). On a busy connection (its previous send finished
-    /// less than one window ago) a send's successful completion is delivered to its task only
+    /// Send coalescing window (zero: off). On a busy connection (in short: its previous send
+    /// completed less than one window ago; the exact rule is in the `driver` module docs,
+    /// # Send coalescing) a send's successful completion is delivered to its task only
     /// when the window that began with the first held completion ends, so the connection's
     /// writer sends at most about once per window and each send carries everything queued
     /// meanwhile. A connection that sends less often than once per window is never held.

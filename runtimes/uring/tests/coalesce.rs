@@ -1,6 +1,6 @@
-//! Send coalescing: only a busy connection's sends are held (one whose previous send finished
-//! less than a window ago); a held send completion wakes its task no sooner than the window,
-//! frees its slot at once if its future is dropped, and errors are never held.
+//! Send coalescing: only a busy connection's sends are held (in short, one whose previous send
+//! completed less than a window ago); a held send completion wakes its task no sooner than
+//! the window, frees its slot at once if its future is dropped, and errors are never held.
 
 mod common;
 
@@ -22,6 +22,12 @@ fn runtime_with_window(window: Duration) -> UringRuntime {
     .expect("io_uring runtime")
 }
 
+/// One send of `bytes`, which must go out whole.
+async fn send(w: &mut impl AsyncWriteRent, bytes: &[u8]) {
+    let (res, _) = w.write(bytes.to_vec()).await;
+    assert_eq!(res.unwrap(), bytes.len());
+}
+
 #[test]
 fn a_held_send_completes_no_sooner_than_the_window_and_its_bytes_arrive() {
     let window = Duration::from_millis(50);
@@ -30,13 +36,11 @@ fn a_held_send_completes_no_sooner_than_the_window_and_its_bytes_arrive() {
         let (ours, theirs) = pair().await;
         let (_r, mut w) = ours.into_split();
         // The connection's first send: nothing before it, so it is not held.
-        let (res, _) = w.write(b"hi ".to_vec()).await;
-        assert_eq!(res.unwrap(), 3);
+        send(&mut w, b"hi ").await;
         assert_eq!(current_stats().unwrap().completions_held, 0);
         // Right after it the connection is busy: this one is held.
         let started = Instant::now();
-        let (res, _) = w.write(b"hello".to_vec()).await;
-        assert_eq!(res.unwrap(), 5);
+        send(&mut w, b"hello").await;
         assert!(
             started.elapsed() >= window,
             "a held completion was delivered after {:?}, before the {window:?} window ended",
@@ -62,8 +66,7 @@ fn a_connection_sending_less_often_than_once_per_window_is_never_held() {
         let (ours, _theirs) = pair().await;
         let (_r, mut w) = ours.into_split();
         for _ in 0..3 {
-            let (res, _) = w.write(b"x".to_vec()).await;
-            assert_eq!(res.unwrap(), 1);
+            send(&mut w, b"x").await;
             // Sleeps never end early, so the next send starts more than a window later.
             sleep(window + Duration::from_millis(5)).await;
         }
@@ -80,8 +83,7 @@ fn a_writer_that_sends_again_as_soon_as_it_is_released_stays_held() {
         let (ours, _theirs) = pair().await;
         let (_r, mut w) = ours.into_split();
         for _ in 0..5 {
-            let (res, _) = w.write(b"x".to_vec()).await;
-            assert_eq!(res.unwrap(), 1);
+            send(&mut w, b"x").await;
         }
     }));
     let stats = rt.stats();
@@ -98,15 +100,13 @@ fn a_writer_with_nothing_queued_when_released_is_not_held_again() {
         let (ours, _theirs) = pair().await;
         let (_r, mut w) = ours.into_split();
         for _ in 0..2 {
-            let (res, _) = w.write(b"x".to_vec()).await;
-            assert_eq!(res.unwrap(), 1);
+            send(&mut w, b"x").await;
         }
         assert_eq!(current_stats().unwrap().completions_held, 1);
         // Released with nothing to send: the runtime parks before the next send, well within
         // the window.
         sleep(Duration::from_millis(5)).await;
-        let (res, _) = w.write(b"x".to_vec()).await;
-        assert_eq!(res.unwrap(), 1);
+        send(&mut w, b"x").await;
     }));
     let stats = rt.stats();
     assert_eq!(stats.completions_held, 1, "{stats:?}");
@@ -119,8 +119,7 @@ fn without_a_window_nothing_is_held() {
         let (ours, _theirs) = pair().await;
         let (_r, mut w) = ours.into_split();
         for _ in 0..3 {
-            let (res, _) = w.write(b"x".to_vec()).await;
-            assert_eq!(res.unwrap(), 1);
+            send(&mut w, b"x").await;
         }
     }));
     let stats = rt.stats();
@@ -134,8 +133,7 @@ fn a_send_dropped_while_held_frees_its_slot_without_a_cancel() {
     rt.block_on(watchdog("dropped held send", async move {
         let (ours, _theirs) = pair().await;
         let (_r, mut w) = ours.into_split();
-        let (res, _) = w.write(b"busy".to_vec()).await;
-        assert_eq!(res.unwrap(), 4);
+        send(&mut w, b"busy").await;
         {
             let mut write = pin!(w.write(b"held".to_vec()));
             poll_fn(|cx| {
@@ -161,8 +159,7 @@ fn a_failed_send_is_not_held() {
         let (_r, mut w) = ours.into_split();
         // A send first, so the failing one is on a busy connection and would be held if
         // errors were.
-        let (res, _) = w.write(b"busy".to_vec()).await;
-        assert_eq!(res.unwrap(), 4);
+        send(&mut w, b"busy").await;
         w.shutdown().await.unwrap();
         let (res, _) = w.write(b"after shutdown".to_vec()).await;
         assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EPIPE));

@@ -12,10 +12,10 @@
 //!     ▼                           completion without F_MORE
 //! Ignored(resources) ─────────────────────────────────────▶ (slot freed, resources dropped)
 //!
-//! Submitted/Waiting with `Coalesce::Hold` (a send on a busy connection, see the `driver` docs): a
-//! successful completion goes to Held { completion, waker } instead of Completed, and every
-//! held op is released (to Completed, its waker woken) together when the window ends. The
-//! kernel is done with a held op: dropping its future frees the slot at once.
+//! Submitted/Waiting with `Coalesce::Hold` (a send on a busy connection, see the `driver`
+//! docs): a successful completion goes to Held { completion, waker } instead of Completed,
+//! and every held op is released (to Completed, its waker woken) together when the window
+//! ends. The kernel is done with a held op: dropping its future frees the slot at once.
 //!
 //! Multishot { ready, waker, finished }: each completion is queued in `ready`; the one
 //! without IORING_CQE_F_MORE sets `finished`. Dropped: queued and later results are handed
