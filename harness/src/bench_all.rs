@@ -3,27 +3,24 @@
 //!
 //! # Time budget (2-core machine)
 //!
-//! Sized for 10 rows (9 runtimes + nats-server) x 6 workloads =
-//! 60 pairs, plus the latency-vs-load sweep of `fanout-100` on every row (`sweep.rs`). Each
-//! pair starts a fresh server and stops it (~0.9 s), each repetition connects up to 1000
-//! subscribers and drains in-flight messages after its window (~0.4 s; the drain ends as soon
-//! as every message arrived). Calibration: 48 single-repetition pairs with 2.5 s of warm-up +
-//! window took 183 s, i.e. 1.3 s of overhead per pair.
+//! Sized for 10 rows (9 runtimes + nats-server) x 6 workloads = 60 pairs, plus the
+//! latency-vs-load sweep of `fanout-100` on every row (`sweep.rs`). Each pair starts a fresh
+//! server and stops it (~0.9 s), each repetition connects up to 1000 subscribers and drains
+//! in-flight messages after its window (~0.4 s; the drain ends as soon as every message
+//! arrived). The calibration of these overheads and the measured suite times are in
+//! `harness/PERF.md`.
 //!
 //! - default: 3 reps x (1 s + 3 s + 0.4 s) + 0.9 s = 14.1 s per pair, x 60 = 846 s; sweep at
 //!   most 7 steps x (0.9 s + 0.5 s + 2 s + 0.4 s) = 26.6 s per row, x 10 = 266 s; total
 //!   1112 s = 18.5 min (< 20 min), plus ~3.8 s for each sweep step measured twice after a
-//!   pacer hiccup (`sweep::only_the_pacer_fell_behind`). Measured, all 10 rows, from start to
-//!   index.html (the release build before it is extra): 18 min 14 s (2026-11-22, ac34729);
-//!   about 18 min 10 s twice on 2026-12-02 (0008c59, bf74f28; 18 min 30 s and 18 min 41 s
-//!   including a warm ~30 s build).
+//!   pacer hiccup (`sweep::only_the_pacer_fell_behind`).
 //! - `--quick`: 1 rep x (0.25 s + 1 s + 0.4 s) + 0.9 s = 2.55 s per pair, x 60 = 153 s; sweep at
 //!   most 3 steps x (0.9 s + 0.25 s + 1 s + 0.4 s) = 7.65 s per row, x 10 = 76.5 s; total
 //!   230 s = 3.8 min (< 4 min). The sweep usually stops early (p99 over its SLO).
 //!
 //! The durations live in the workload files (default), in [`QUICK`] (quick) and in
-//! `sweep::Settings::step_timing`; the estimate printed before the run uses the same
-//! arithmetic ([`estimate_seconds`], [`sweep_estimate_seconds`]), and the unit tests below
+//! `sweep::Settings` (`step_timing`, `bench_all`); the estimate printed before the run uses the
+//! same arithmetic ([`estimate_seconds`], [`sweep_estimate_seconds`]), and the unit tests below
 //! fail when a change breaks the budget.
 
 use std::path::{Path, PathBuf};
@@ -32,9 +29,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::results::schema::{Scenario, Skipped};
+use crate::measure::{measure, MeasureError, Placement, PlacementArgs, Row, QUICK};
+use crate::results::provenance::new_results_file;
+use crate::results::schema::{ResultsFile, Scenario, Skipped};
+use crate::results::terminal::print_result;
 use crate::results::write::write_results;
-use crate::run::{measure, new_results_file, print_result, MeasureError, PlacementArgs, Row};
+use crate::sweep::Settings as SweepSettings;
 use crate::sysinfo;
 use crate::workload::{self, WorkloadOverrides};
 
@@ -47,19 +47,6 @@ pub const DEFAULT_WORKLOADS: &[&str] = &[
     "video-1mb",
     "slow-subscriber",
 ];
-
-/// `--quick`: warm-up, window, repetitions applied to every workload (before CLI overrides).
-pub struct QuickSettings {
-    pub warmup_s: f64,
-    pub duration_s: f64,
-    pub repetitions: u32,
-}
-
-pub const QUICK: QuickSettings = QuickSettings {
-    warmup_s: 0.25,
-    duration_s: 1.0,
-    repetitions: 1,
-};
 
 /// Estimated fixed cost of one repetition beyond warm-up + window (connect, drain).
 const REP_OVERHEAD_S: f64 = 0.4;
@@ -102,23 +89,15 @@ pub fn estimate_seconds(rows: usize, scenarios: &[Scenario]) -> f64 {
     rows as f64 * scenarios.iter().map(pair_estimate_seconds).sum::<f64>()
 }
 
-/// Most steps of bench-all's sweep per row (mirrors `sweep::bench_all_sweep`).
-fn sweep_max_steps(quick: bool) -> u32 {
-    if quick {
-        3
-    } else {
-        7
-    }
-}
-
 /// Seconds bench-all's sweep can take at most: every step of every row, one server each.
 pub fn sweep_estimate_seconds(rows: usize, swept: Option<&Scenario>, quick: bool) -> f64 {
     let Some(scenario) = swept else {
         return 0.0;
     };
     let mut step = scenario.clone();
-    crate::sweep::Settings::step_timing(&mut step, quick);
-    rows as f64 * f64::from(sweep_max_steps(quick)) * pair_estimate_seconds(&step)
+    SweepSettings::step_timing(&mut step, quick);
+    let max_steps = SweepSettings::bench_all(scenario, quick).max_steps;
+    rows as f64 * f64::from(max_steps) * pair_estimate_seconds(&step)
 }
 
 /// The workloads to run: loaded, `--quick` applied, then the command-line overrides.
@@ -136,9 +115,7 @@ pub fn scenarios(args: &BenchAllArgs) -> anyhow::Result<Vec<Scenario>> {
         .map(|name| {
             let mut s = workload::load(name, &dir)?;
             if args.quick {
-                s.warmup_s = QUICK.warmup_s;
-                s.duration_s = QUICK.duration_s;
-                s.repetitions = QUICK.repetitions;
+                QUICK.apply(&mut s);
             }
             args.overrides.apply(s)
         })
@@ -161,29 +138,13 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
     let started = SystemTime::now();
 
     let infos: Vec<_> = rows.iter().map(|r| r.info(&placement)).collect();
-    let mut file = new_results_file(started, infos.clone());
-    let run_dir = args.out.join(&file.run_id);
-    let results_path = run_dir.join("results.json");
-    let log_dir = run_dir.join("logs");
-
-    let available: Vec<Row> = rows
-        .iter()
-        .zip(&infos)
-        .filter_map(|(row, info)| {
-            if let Some(reason) = &info.unavailable_reason {
-                eprintln!("fanbench: skipping row {}: {reason}", info.name);
-                file.skipped.push(Skipped {
-                    scenario: None,
-                    runtime: info.name.clone(),
-                    reason: reason.clone(),
-                });
-                None
-            } else {
-                Some(*row)
-            }
-        })
-        .collect();
-
+    let mut suite = Suite::new(
+        new_results_file(started, infos),
+        &args.out,
+        &scenarios,
+        &placement,
+    );
+    let available = suite.skip_unavailable_rows(&rows);
     let swept = scenarios
         .iter()
         .find(|s| s.name == crate::sweep::BENCH_ALL_WORKLOAD);
@@ -197,10 +158,31 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
         total_s,
         placement.server_cpus,
         placement.client_cpus,
-        results_path.display()
+        suite.results_path.display()
     );
-    // Progress is counted in estimated milliseconds of work, so the ETA scales the remaining
-    // estimate by how fast the work actually went.
+    let bar = progress_bar(total_s)?;
+    for row in &available {
+        suite.measure_row(*row, &bar)?;
+    }
+    suite.file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
+    write_results(&suite.results_path, &suite.file)?;
+    suite.print_totals(started, total_s);
+    if let Some(fanout) = swept {
+        bar.set_message(format!("sweep of {}", fanout.name));
+        suite.sweep(&available, fanout, args.quick);
+    }
+    bar.inc((sweep_s * 1000.0) as u64);
+    bar.finish_and_clear();
+    render_report(&suite.results_path)?;
+    if suite.file.results.is_empty() {
+        bail!("no (workload, runtime) pair could be measured");
+    }
+    Ok(())
+}
+
+/// Progress counted in estimated milliseconds of work, so the ETA scales the remaining
+/// estimate by how fast the work actually went.
+fn progress_bar(total_s: f64) -> anyhow::Result<ProgressBar> {
     let bar = ProgressBar::new((total_s * 1000.0) as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -209,49 +191,80 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
         .context("progress bar template")?,
     );
     bar.enable_steady_tick(Duration::from_millis(200));
+    Ok(bar)
+}
 
-    for row in &available {
-        for (scenario_index, scenario) in scenarios.iter().enumerate() {
+/// One bench-all run in progress: the results file it fills and where it goes.
+struct Suite<'a> {
+    file: ResultsFile,
+    run_dir: PathBuf,
+    results_path: PathBuf,
+    log_dir: PathBuf,
+    scenarios: &'a [Scenario],
+    placement: &'a Placement,
+}
+
+impl<'a> Suite<'a> {
+    fn new(
+        file: ResultsFile,
+        out: &Path,
+        scenarios: &'a [Scenario],
+        placement: &'a Placement,
+    ) -> Suite<'a> {
+        let run_dir = out.join(&file.run_id);
+        Suite {
+            results_path: run_dir.join("results.json"),
+            log_dir: run_dir.join("logs"),
+            run_dir,
+            file,
+            scenarios,
+            placement,
+        }
+    }
+
+    /// The rows that can run here; the others are recorded as skipped, with the reason.
+    fn skip_unavailable_rows(&mut self, rows: &[Row]) -> Vec<Row> {
+        let mut available = Vec::new();
+        for (row, info) in rows.iter().zip(&self.file.runtimes) {
+            match &info.unavailable_reason {
+                Some(reason) => {
+                    eprintln!("fanbench: skipping row {}: {reason}", info.name);
+                    self.file.skipped.push(Skipped {
+                        scenario: None,
+                        runtime: info.name.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                None => available.push(*row),
+            }
+        }
+        available
+    }
+
+    /// Every workload on `row`, writing the results after each pair so an interrupted suite
+    /// keeps what it measured. A row whose server does not start is marked unavailable and
+    /// its remaining workloads skipped.
+    fn measure_row(&mut self, row: Row, bar: &ProgressBar) -> anyhow::Result<()> {
+        for (scenario_index, scenario) in self.scenarios.iter().enumerate() {
             bar.set_message(format!("{} on {}", scenario.name, row.name()));
             let rep_ms = (rep_estimate_seconds(scenario) * 1000.0) as u64;
             let mut reps_done = 0u64;
-            let outcome = measure(*row, scenario, &placement, &log_dir, &mut |_| {
+            let outcome = measure(row, scenario, self.placement, &self.log_dir, &mut |_| {
                 reps_done += 1;
                 bar.inc(rep_ms)
             });
             // Whatever did not run of this pair counts as done for the progress estimate.
             let reps_left = u64::from(scenario.repetitions).saturating_sub(reps_done);
             bar.inc((SERVER_OVERHEAD_S * 1000.0) as u64 + reps_left * rep_ms);
-            match outcome {
+            let row_stops = match outcome {
                 Ok(result) => {
                     bar.suspend(|| print_result(&result));
-                    file.results.push(result);
+                    self.file.results.push(result);
+                    false
                 }
                 Err(MeasureError::Start(err)) => {
-                    // The row cannot run here: record it as unavailable and skip its other
-                    // workloads.
-                    let reason = format!("server did not start: {err:#}");
-                    bar.println(format!(
-                        "fanbench: row {} unavailable: {reason}",
-                        row.name()
-                    ));
-                    if let Some(info) = file.runtimes.iter_mut().find(|i| i.name == row.name()) {
-                        info.available = false;
-                        info.unavailable_reason = Some(reason.clone());
-                    }
-                    for skipped in &scenarios[scenario_index..] {
-                        file.skipped.push(Skipped {
-                            scenario: Some(skipped.name.clone()),
-                            runtime: row.name().to_string(),
-                            reason: reason.clone(),
-                        });
-                    }
-                    let rest: f64 = scenarios[scenario_index + 1..]
-                        .iter()
-                        .map(pair_estimate_seconds)
-                        .sum();
-                    bar.inc((rest * 1000.0) as u64);
-                    break;
+                    self.mark_unavailable(row, scenario_index, &err, bar);
+                    true
                 }
                 Err(MeasureError::Run(err)) => {
                     let reason = format!("{err:#}");
@@ -260,45 +273,85 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
                         scenario.name,
                         row.name()
                     ));
-                    file.skipped.push(Skipped {
+                    self.file.skipped.push(Skipped {
                         scenario: Some(scenario.name.clone()),
                         runtime: row.name().to_string(),
                         reason,
                     });
+                    false
                 }
+            };
+            write_results(&self.results_path, &self.file)?;
+            if row_stops {
+                break;
             }
-            // Written after every pair, so an interrupted suite keeps what it measured.
-            write_results(&results_path, &file)?;
+        }
+        Ok(())
+    }
+
+    /// The row cannot run here: record it as unavailable and skip its workloads from
+    /// `scenario_index` on.
+    fn mark_unavailable(
+        &mut self,
+        row: Row,
+        scenario_index: usize,
+        err: &anyhow::Error,
+        bar: &ProgressBar,
+    ) {
+        let reason = format!("server did not start: {err:#}");
+        bar.println(format!(
+            "fanbench: row {} unavailable: {reason}",
+            row.name()
+        ));
+        if let Some(info) = self.file.runtimes.iter_mut().find(|i| i.name == row.name()) {
+            info.available = false;
+            info.unavailable_reason = Some(reason.clone());
+        }
+        for skipped in &self.scenarios[scenario_index..] {
+            self.file.skipped.push(Skipped {
+                scenario: Some(skipped.name.clone()),
+                runtime: row.name().to_string(),
+                reason: reason.clone(),
+            });
+        }
+        let rest: f64 = self.scenarios[scenario_index + 1..]
+            .iter()
+            .map(pair_estimate_seconds)
+            .sum();
+        bar.inc((rest * 1000.0) as u64);
+    }
+
+    /// What was measured, what was skipped and why, and how long it took.
+    fn print_totals(&self, started: SystemTime, total_s: f64) {
+        let elapsed = SystemTime::now()
+            .duration_since(started)
+            .unwrap_or_default()
+            .as_secs_f64();
+        eprintln!(
+            "fanbench: {} results ({} invalid), {} skipped, in {elapsed:.0} s (estimated {total_s:.0} s): {}",
+            self.file.results.len(),
+            self.file.results.iter().filter(|r| !r.valid).count(),
+            self.file.skipped.len(),
+            self.results_path.display()
+        );
+        for skipped in &self.file.skipped {
+            eprintln!(
+                "fanbench:   skipped {} / {}: {}",
+                skipped.scenario.as_deref().unwrap_or("(all workloads)"),
+                skipped.runtime,
+                skipped.reason
+            );
         }
     }
-    file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
-    write_results(&results_path, &file)?;
 
-    let elapsed = SystemTime::now()
-        .duration_since(started)
-        .unwrap_or_default()
-        .as_secs_f64();
-    eprintln!(
-        "fanbench: {} results ({} invalid), {} skipped, in {elapsed:.0} s (estimated {total_s:.0} s): {}",
-        file.results.len(),
-        file.results.iter().filter(|r| !r.valid).count(),
-        file.skipped.len(),
-        results_path.display()
-    );
-    for skipped in &file.skipped {
-        eprintln!(
-            "fanbench:   skipped {} / {}: {}",
-            skipped.scenario.as_deref().unwrap_or("(all workloads)"),
-            skipped.runtime,
-            skipped.reason
-        );
-    }
-    if let Some(fanout) = swept {
-        bar.set_message(format!("sweep of {}", fanout.name));
+    /// The latency-vs-load sweep of `fanout` on every row still available, into the run
+    /// directory. A failed sweep is reported, not fatal: the suite's results stand.
+    fn sweep(&self, available: &[Row], fanout: &Scenario, quick: bool) {
         let sweep_rows: Vec<Row> = available
             .iter()
             .filter(|r| {
-                file.runtimes
+                self.file
+                    .runtimes
                     .iter()
                     .any(|i| i.name == r.name() && i.available)
             })
@@ -307,22 +360,15 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
         match crate::sweep::bench_all_sweep(
             &sweep_rows,
             fanout,
-            args.quick,
-            &placement,
-            &run_dir,
-            &file,
+            quick,
+            self.placement,
+            &self.run_dir,
+            &self.file,
         ) {
             Ok(path) => eprintln!("fanbench: sweep written to {}", path.display()),
             Err(err) => eprintln!("fanbench: sweep of {} failed: {err:#}", fanout.name),
         }
     }
-    bar.inc((sweep_s * 1000.0) as u64);
-    bar.finish_and_clear();
-    render_report(&results_path)?;
-    if file.results.is_empty() {
-        bail!("no (workload, runtime) pair could be measured");
-    }
-    Ok(())
 }
 
 /// The charts and index.html beside the results (and the sweep, when there is one).

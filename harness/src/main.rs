@@ -9,6 +9,7 @@ mod bench_all;
 mod compare;
 mod cpus;
 mod loadgen;
+mod measure;
 mod metrics;
 mod report;
 mod results;

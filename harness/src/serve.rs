@@ -15,7 +15,7 @@ use fanbench_rt::{bind_reuseport, ListenOptions, Runtime};
 use serde_json::{json, Value};
 
 use crate::cpus::{parse_cpu_list, pin_current_thread};
-use crate::runtimes;
+use crate::runtimes::{self, RuntimeRow};
 
 /// Options of `fanbench serve`.
 #[derive(Debug, clap::Args)]
@@ -104,7 +104,7 @@ type ThreadStats = Option<Value>;
 
 /// Run `fanbench serve`.
 pub fn run(args: ServeArgs) -> Result<()> {
-    let row = runtimes::find(&args.runtime).ok_or_else(|| {
+    let row = RuntimeRow::named(&args.runtime).ok_or_else(|| {
         anyhow!(
             "unknown runtime {:?}; built-in runtimes: {}",
             args.runtime,
@@ -117,7 +117,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let cpus = args.cpus.as_deref().map(parse_cpu_list).transpose()?;
     let addr = resolve(&args.addr)?;
     let config = args.broker_config()?;
-    let listeners = bind_listeners(addr, listener_count(row.name, args.threads))?;
+    let listeners = bind_listeners(addr, listener_count(row, args.threads))?;
     let bound = listeners[0]
         .local_addr()
         .context("reading the bound address")?;
@@ -127,42 +127,50 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let broker = Broker::new(config, shutdown.clone());
     eprintln!(
         "fanbench serve: {} listening on {bound} ({} thread{}{})",
-        row.name,
+        row.name(),
         args.threads,
         if args.threads == 1 { "" } else { "s" },
         cpus.as_ref()
             .map(|c| format!(", CPUs {c:?}"))
             .unwrap_or_default()
     );
-    let stats = serve_row(row.name, &args, cpus.as_deref(), listeners, broker)?;
+    let stats = serve_row(row, &args, cpus.as_deref(), listeners, broker)?;
     if let Some(path) = &args.stats_out {
-        write_stats(path, row.name, args.threads, stats)?;
+        write_stats(path, row.name(), args.threads, stats)?;
     }
     Ok(())
 }
 
-fn listener_count(runtime: &str, threads: usize) -> usize {
+/// Listeners to bind: one per runtime for the thread-per-core rows.
+fn listener_count(runtime: RuntimeRow, threads: usize) -> usize {
     match runtime {
-        "tokio-mt" => 1,
+        RuntimeRow::TokioMt => 1,
         // One accept thread; connections get their own threads (ThreadSpawner).
-        "threads" => 1,
-        _ => threads,
+        RuntimeRow::Threads => 1,
+        RuntimeRow::Uring
+        | RuntimeRow::UringNoCoalesce
+        | RuntimeRow::Tokio
+        | RuntimeRow::Compio
+        | RuntimeRow::Glommio
+        | RuntimeRow::Monoio
+        | RuntimeRow::MonoioEpoll => threads,
     }
 }
 
-/// Dispatch to the row's way of running. One arm per runtime row.
+/// Dispatch to the row's way of running. One arm per runtime row (exhaustive: a new row does
+/// not compile without its arm).
 fn serve_row(
-    name: &str,
+    runtime: RuntimeRow,
     args: &ServeArgs,
     cpus: Option<&[usize]>,
     listeners: Vec<std::net::TcpListener>,
     broker: Arc<Broker>,
 ) -> Result<Vec<ThreadStats>> {
     use fanbench_rt_tokio::{TokioMtRuntime, TokioRuntime, WorkStealing};
-    match name {
-        "uring" | "uring-nocoalesce" => {
+    match runtime {
+        RuntimeRow::Uring | RuntimeRow::UringNoCoalesce => {
             use fanbench_uring::{UringConfig, UringRuntime};
-            let coalesce_us = if name == "uring-nocoalesce" {
+            let coalesce_us = if runtime == RuntimeRow::UringNoCoalesce {
                 0
             } else {
                 args.uring_coalesce_us
@@ -195,7 +203,7 @@ fn serve_row(
             let merged = merged.into_inner().unwrap_or_else(|e| e.into_inner());
             Ok(vec![merged.and_then(|m| serde_json::to_value(m).ok())])
         }
-        "tokio" => per_thread(
+        RuntimeRow::Tokio => per_thread(
             listeners,
             cpus,
             broker,
@@ -203,7 +211,7 @@ fn serve_row(
             LocalSpawner,
             |_| None,
         ),
-        "tokio-mt" => {
+        RuntimeRow::TokioMt => {
             let worker_cpus = cpus.map(<[usize]>::to_vec);
             let rt = TokioMtRuntime::new(args.threads, move |i| {
                 if let Some(cpus) = &worker_cpus {
@@ -214,7 +222,7 @@ fn serve_row(
             })?;
             single(rt, listeners, cpus, broker, WorkStealing, |_| None)
         }
-        "compio" => {
+        RuntimeRow::Compio => {
             use fanbench_rt_compio::{CompioConfig, CompioRuntime};
             per_thread(
                 listeners,
@@ -226,7 +234,7 @@ fn serve_row(
             )
         }
         // glommio pins its executor itself (Placement::Fixed) to the CPU this thread is pinned to.
-        "glommio" => {
+        RuntimeRow::Glommio => {
             use fanbench_rt_glommio::{GlommioConfig, GlommioRuntime};
             per_thread(
                 listeners,
@@ -240,7 +248,7 @@ fn serve_row(
                 |_| None,
             )
         }
-        "monoio" => {
+        RuntimeRow::Monoio => {
             use fanbench_rt_monoio::{MonoioConfig, MonoioUringRuntime};
             per_thread(
                 listeners,
@@ -251,7 +259,7 @@ fn serve_row(
                 |_| None,
             )
         }
-        "monoio-epoll" => {
+        RuntimeRow::MonoioEpoll => {
             use fanbench_rt_monoio::{MonoioConfig, MonoioEpollRuntime};
             per_thread(
                 listeners,
@@ -263,7 +271,7 @@ fn serve_row(
             )
         }
         // Reader and writer threads inherit the accept thread's CPU affinity (`--cpus`).
-        "threads" => {
+        RuntimeRow::Threads => {
             use fanbench_rt_threads::{ThreadSpawner, ThreadsRuntime};
             single(
                 ThreadsRuntime::new(),
@@ -274,7 +282,6 @@ fn serve_row(
                 |_| None,
             )
         }
-        other => bail!("runtime {other:?} is listed but has no serve arm"),
     }
 }
 

@@ -14,15 +14,23 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
+use crate::measure::{measure, MeasureError, Placement, PlacementArgs, Row, QUICK};
+use crate::results::provenance::new_results_file;
 use crate::results::schema::{
-    GitInfo, HostInfo, ResultsFile, Scenario, ScenarioResult, Toolchain, SCHEMA_VERSION,
+    GitInfo, HostInfo, Measured, ResultsFile, Scenario, ScenarioResult, Toolchain, SCHEMA_VERSION,
 };
-use crate::run::{measure, new_results_file, MeasureError, Placement, PlacementArgs, Row};
 use crate::sysinfo;
 use crate::workload::{self, parse_duration, WorkloadOverrides};
 
 /// The workload bench-all sweeps.
 pub const BENCH_ALL_WORKLOAD: &str = "fanout-100";
+
+/// The JSON field pair of [`Sweep::max_sustainable`].
+mod fields {
+    crate::measured_fields! {
+        max_sustainable => "max_sustainable_msgs_per_s", "max_sustainable_null_reason",
+    }
+}
 
 /// Options of `fanbench sweep`.
 #[derive(Debug, clap::Args)]
@@ -71,13 +79,24 @@ impl Settings {
     /// Step timing for bench-all and `--quick`: short windows, one repetition per step.
     pub fn step_timing(scenario: &mut Scenario, quick: bool) {
         if quick {
-            scenario.warmup_s = 0.25;
-            scenario.duration_s = 1.0;
+            QUICK.apply(scenario);
         } else {
             scenario.warmup_s = scenario.warmup_s.min(0.5);
             scenario.duration_s = scenario.duration_s.min(2.0);
+            scenario.repetitions = 1;
         }
-        scenario.repetitions = 1;
+    }
+
+    /// bench-all's sweep of `scenario` (the workload's own settings, before step timing).
+    /// `--quick` has room for 3 steps: they start at the workload's own rate so they reach the
+    /// interesting range (x1, x2, x4); the default suite starts lower to show the shape.
+    pub fn bench_all(scenario: &Scenario, quick: bool) -> Settings {
+        Settings {
+            slo_p99_us: 10_000.0,
+            start_rate_per_publisher: scenario.rate_per_publisher * if quick { 1.0 } else { 0.25 },
+            step_factor: 2.0,
+            max_steps: if quick { 3 } else { 7 },
+        }
     }
 }
 
@@ -106,8 +125,8 @@ pub struct Sweep {
     pub runtime: String,
     pub steps: Vec<Step>,
     /// Largest offered load (deliveries/s) of a sustained step; null when none was.
-    pub max_sustainable_msgs_per_s: Option<f64>,
-    pub max_sustainable_null_reason: Option<String>,
+    #[serde(flatten, with = "fields::max_sustainable")]
+    pub max_sustainable: Measured<f64>,
     /// Why the sweep ended.
     pub stop_reason: String,
 }
@@ -137,14 +156,14 @@ fn offered(s: &Scenario) -> f64 {
 pub fn unsustained_reasons(result: &ScenarioResult, slo_p99_us: f64) -> Vec<String> {
     let mut reasons = Vec::new();
     let h = &result.summary.headline;
-    match &h.latency_us {
+    match h.latency_us.value() {
         Some(l) if l.p99 > slo_p99_us => {
             reasons.push(format!("p99 {:.0} us > SLO {:.0} us", l.p99, slo_p99_us));
         }
         Some(_) => {}
         None => reasons.push(format!(
             "no latency measured ({})",
-            h.latency_us_null_reason.as_deref().unwrap_or("no reason")
+            h.latency_us.null_reason().unwrap_or("no reason")
         )),
     }
     if h.lost > 0 {
@@ -241,10 +260,9 @@ pub fn sweep_row(
     Sweep {
         scenario: base.name.clone(),
         runtime: row.name().to_string(),
-        max_sustainable_null_reason: max
-            .is_none()
-            .then(|| format!("no step was sustained ({stop_reason})")),
-        max_sustainable_msgs_per_s: max,
+        max_sustainable: Measured::from_option(max, || {
+            format!("no step was sustained ({stop_reason})")
+        }),
         steps,
         stop_reason,
     }
@@ -288,6 +306,7 @@ pub fn sweep_rows(
                     .summary
                     .headline
                     .latency_us
+                    .value()
                     .map_or_else(|| "null".to_string(), |l| format!("{:.0}", l.p99)),
                 step.result.summary.headline.lost,
                 if step.sustained {
@@ -301,7 +320,8 @@ pub fn sweep_rows(
             "fanbench:   {}: max sustainable {}; stopped: {}",
             row.name(),
             sweep
-                .max_sustainable_msgs_per_s
+                .max_sustainable
+                .value()
                 .map_or("none".to_string(), |m| format!("{m:.0} deliveries/s")),
             sweep.stop_reason
         );
@@ -346,14 +366,7 @@ pub fn bench_all_sweep(
 ) -> anyhow::Result<PathBuf> {
     let mut base = scenario.clone();
     Settings::step_timing(&mut base, quick);
-    let settings = Settings {
-        slo_p99_us: 10_000.0,
-        // --quick has room for 3 steps: start at the workload's own rate so they reach the
-        // interesting range (x1, x2, x4); the default suite starts lower to show the shape.
-        start_rate_per_publisher: scenario.rate_per_publisher * if quick { 1.0 } else { 0.25 },
-        step_factor: 2.0,
-        max_steps: if quick { 3 } else { 7 },
-    };
+    let settings = Settings::bench_all(scenario, quick);
     let file = sweep_rows(
         rows,
         &base,
@@ -449,7 +462,7 @@ mod tests {
         .expect("fixture");
         let file: ResultsFile = serde_json::from_str(&text).expect("fixture parses");
         let mut r = file.results[0].clone();
-        r.summary.headline.latency_us = Some(percentiles(p99));
+        r.summary.headline.latency_us = Measured::Value(percentiles(p99));
         r.summary.headline.lost = lost;
         r.valid = valid;
         if !valid {
@@ -539,8 +552,7 @@ mod tests {
                     first_attempt_reasons: None,
                     result: r,
                 }],
-                max_sustainable_msgs_per_s: Some(250.0),
-                max_sustainable_null_reason: None,
+                max_sustainable: Measured::Value(250.0),
                 stop_reason: "reached 1 steps, every one sustained".into(),
             }],
         };

@@ -1291,7 +1291,10 @@ fn accept_errors_emfile_are_survived(rt: &str) {
 }
 
 macro_rules! adversarial {
-    ($($module:ident => $runtime:literal),* $(,)?) => {$(
+    ($($module:ident => $runtime:literal),* $(,)?) => {
+        /// Every row the suite runs on.
+        const SUITE_ROWS: &[&str] = &[$($runtime),*];
+        $(
         mod $module {
             const RT: &str = $runtime;
             /// Skip the reference row where nats-server is not installed (and not required).
@@ -1313,6 +1316,26 @@ macro_rules! adversarial {
             #[test] fn accept_errors_emfile_are_survived() { require!(); super::accept_errors_emfile_are_survived(RT) }
         }
     )*};
+}
+
+/// Rows the adversarial cases do not run on, and why.
+const NOT_ADVERSARIAL: &[(&str, &str)] = &[(
+    "uring-nocoalesce",
+    "the uring runtime with its send coalescing window off; every path these cases drive is \
+     the uring row's (the conformance suite runs it)",
+)];
+
+/// A row added to the binary (harness/src/runtimes.rs) must be added to the list below, or to
+/// `NOT_ADVERSARIAL` with the reason.
+#[test]
+fn every_row_is_in_the_adversarial_suite() {
+    for row in common::runtime_rows() {
+        assert!(
+            SUITE_ROWS.contains(&row.as_str())
+                || NOT_ADVERSARIAL.iter().any(|(name, _)| *name == row),
+            "row {row} is missing from the adversarial! list (or NOT_ADVERSARIAL)"
+        );
+    }
 }
 
 adversarial! {

@@ -489,7 +489,10 @@ async fn sigterm_shuts_down_cleanly_with_clients_connected(rt: &str) {
 }
 
 macro_rules! conformance {
-    ($($module:ident => $runtime:literal),* $(,)?) => {$(
+    ($($module:ident => $runtime:literal),* $(,)?) => {
+        /// Every row the suite runs on.
+        const SUITE_ROWS: &[&str] = &[$($runtime),*];
+        $(
         mod $module {
             const RT: &str = $runtime;
             /// Skip the reference row where nats-server is not installed (and not required).
@@ -515,6 +518,17 @@ macro_rules! conformance {
             #[tokio::test] async fn sigterm_shuts_down_cleanly_with_clients_connected() { require!(); super::sigterm_shuts_down_cleanly_with_clients_connected(RT).await }
         }
     )*};
+}
+
+/// A row added to the binary (harness/src/runtimes.rs) must be added to the list below.
+#[test]
+fn every_row_is_in_the_conformance_suite() {
+    for row in common::runtime_rows() {
+        assert!(
+            SUITE_ROWS.contains(&row.as_str()),
+            "row {row} is missing from the conformance! list"
+        );
+    }
 }
 
 conformance! {

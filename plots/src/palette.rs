@@ -28,10 +28,18 @@ const FALLBACK: &[RGBColor] = &[
     RGBColor(0x2C, 0xA0, 0x2C),
 ];
 
+/// The fixed colour of a known row; `None` for any other name.
+pub fn known_runtime_colour(name: &str) -> Option<RGBColor> {
+    KNOWN
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, colour)| *colour)
+}
+
 /// The colour of a runtime row.
 pub fn runtime_colour(name: &str) -> RGBColor {
-    if let Some((_, colour)) = KNOWN.iter().find(|(known, _)| *known == name) {
-        return *colour;
+    if let Some(colour) = known_runtime_colour(name) {
+        return colour;
     }
     // FNV-1a: stable across builds and platforms, unlike std's RandomState.
     let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {

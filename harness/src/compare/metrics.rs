@@ -5,6 +5,7 @@ use fanbench_plots::charts::timeline::MIN_WINDOW_S;
 use fanbench_plots::model::{Entry, Headline, Repetition, ResultsDoc, Window};
 
 use super::stats::{significance, Significance};
+use crate::results::measured::Measured;
 
 /// Which direction is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +28,8 @@ pub struct Metric {
     pub name: &'static str,
     pub unit: Unit,
     pub better: Better,
-    /// The value in a summary or a repetition.
-    pub value: fn(&Headline) -> Option<f64>,
+    /// The value in a summary or a repetition, or why it is null there.
+    pub value: fn(&Headline) -> Measured<f64>,
     /// The value in one per-second window (given the window's length), when windows have it.
     pub window: Option<fn(&Window, f64) -> Option<f64>>,
 }
@@ -40,84 +41,85 @@ pub fn metrics() -> Vec<Metric> {
             name: "throughput",
             unit: Unit::MsgsPerS,
             better: Better::Higher,
-            value: |h| Some(h.throughput_msgs_per_s),
+            value: |h| Measured::Value(h.throughput_msgs_per_s),
             window: Some(|w, length| Some(w.delivered as f64 / length)),
         },
         Metric {
             name: "latency p50",
             unit: Unit::Micros,
             better: Better::Lower,
-            value: |h| h.latency_us.map(|p| p.p50),
+            value: |h| Measured::from_parts(h.latency_us.map(|p| p.p50), None),
             window: Some(|w, _| w.latency_p50_us),
         },
         Metric {
             name: "latency p99",
             unit: Unit::Micros,
             better: Better::Lower,
-            value: |h| h.latency_us.map(|p| p.p99),
+            value: |h| Measured::from_parts(h.latency_us.map(|p| p.p99), None),
             window: Some(|w, _| w.latency_p99_us),
         },
         Metric {
             name: "latency p99.9",
             unit: Unit::Micros,
             better: Better::Lower,
-            value: |h| h.latency_us.map(|p| p.p999),
+            value: |h| Measured::from_parts(h.latency_us.map(|p| p.p999), None),
             window: None,
         },
         Metric {
             name: "latency max",
             unit: Unit::Micros,
             better: Better::Lower,
-            value: |h| h.latency_us.map(|p| p.max),
+            value: |h| Measured::from_parts(h.latency_us.map(|p| p.max), None),
             window: Some(|w, _| w.latency_max_us),
         },
         Metric {
             name: "service latency p99",
             unit: Unit::Micros,
             better: Better::Lower,
-            value: |h| h.service_latency_us.map(|p| p.p99),
+            value: |h| Measured::from_parts(h.service_latency_us.map(|p| p.p99), None),
             window: None,
         },
         Metric {
             name: "syscalls/msg",
             unit: Unit::PerMsg,
             better: Better::Lower,
-            value: |h| h.syscalls_per_msg,
+            value: |h| {
+                Measured::from_parts(h.syscalls_per_msg, h.syscalls_per_msg_null_reason.clone())
+            },
             window: None,
         },
         Metric {
             name: "SQEs/msg",
             unit: Unit::PerMsg,
             better: Better::Lower,
-            value: |h| h.sqes_per_msg,
+            value: |h| Measured::from_parts(h.sqes_per_msg, h.sqes_per_msg_null_reason.clone()),
             window: None,
         },
         Metric {
             name: "server CPU us/msg",
             unit: Unit::PerMsg,
             better: Better::Lower,
-            value: |h| h.server_cpu_us_per_msg,
+            value: |h| {
+                Measured::from_parts(
+                    h.server_cpu_us_per_msg,
+                    h.server_cpu_us_per_msg_null_reason.clone(),
+                )
+            },
             window: None,
         },
         Metric {
             name: "server peak RSS",
             unit: Unit::Bytes,
             better: Better::Lower,
-            value: |h| h.server_peak_rss_bytes,
+            value: |h| {
+                Measured::from_parts(
+                    h.server_peak_rss_bytes,
+                    h.server_peak_rss_bytes_null_reason.clone(),
+                )
+            },
             window: None,
         },
     ]
-}
-
-/// Why a metric is null in a summary (for the "n/a" note).
-fn null_reason(metric: &Metric, h: &Headline) -> Option<String> {
-    match metric.name {
-        "syscalls/msg" => h.syscalls_per_msg_null_reason.clone(),
-        "SQEs/msg" => h.sqes_per_msg_null_reason.clone(),
-        "server CPU us/msg" => h.server_cpu_us_per_msg_null_reason.clone(),
-        "server peak RSS" => h.server_peak_rss_bytes_null_reason.clone(),
-        _ => None,
-    }
 }
 
 /// The samples the significance test uses: per-second window values pooled over every
@@ -137,7 +139,7 @@ pub fn samples(entry: &Entry, metric: &Metric) -> (Vec<f64>, &'static str) {
     let values = entry
         .repetitions
         .iter()
-        .filter_map(|rep| (metric.value)(&rep.headline))
+        .filter_map(|rep| (metric.value)(&rep.headline).into_value())
         .collect();
     (values, "repetitions")
 }
@@ -233,7 +235,8 @@ fn relative_change(base: f64, new: f64) -> Option<f64> {
 fn judge(metric: &Metric, base: &Entry, new: &Entry, criteria: Criteria) -> Row {
     let bh = &base.summary.headline;
     let nh = &new.summary.headline;
-    let (b, n) = ((metric.value)(bh), (metric.value)(nh));
+    let (base_value, new_value) = ((metric.value)(bh), (metric.value)(nh));
+    let (b, n) = (base_value.value().copied(), new_value.value().copied());
     let mut row = Row {
         scenario: new.scenario.clone(),
         runtime: new.runtime.clone(),
@@ -246,16 +249,9 @@ fn judge(metric: &Metric, base: &Entry, new: &Entry, criteria: Criteria) -> Row 
         note: String::new(),
     };
     let (Some(b), Some(n)) = (b, n) else {
-        let reason = if b.is_none() {
-            format!(
-                "base: {}",
-                null_reason(metric, bh).unwrap_or_else(|| "not recorded".into())
-            )
-        } else {
-            format!(
-                "new: {}",
-                null_reason(metric, nh).unwrap_or_else(|| "not recorded".into())
-            )
+        let reason = match (base_value.null_reason(), new_value.null_reason()) {
+            (Some(why), _) => format!("base: {why}"),
+            (None, why) => format!("new: {}", why.unwrap_or_default()),
         };
         row.note = reason.clone();
         row.verdict = Verdict::NotMeasured(reason);
@@ -372,13 +368,13 @@ fn consistency_warnings(label: &str, doc: &ResultsDoc, metrics: &[Metric]) -> Ve
             continue;
         }
         for metric in metrics {
-            let Some(summary) = (metric.value)(&entry.summary.headline) else {
+            let Some(summary) = (metric.value)(&entry.summary.headline).into_value() else {
                 continue;
             };
             let mut reps: Vec<f64> = entry
                 .repetitions
                 .iter()
-                .filter_map(|r| (metric.value)(&r.headline))
+                .filter_map(|r| (metric.value)(&r.headline).into_value())
                 .collect();
             if reps.len() != entry.repetitions.len() {
                 continue;

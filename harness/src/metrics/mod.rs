@@ -9,24 +9,20 @@ pub mod perf;
 pub mod procfs;
 
 use crate::loadgen::WindowHooks;
-use crate::results::schema::{ServerMetrics, Syscalls};
+use crate::results::schema::{Measured, ServerMetrics, Syscalls};
 use perf::{CounterSample, ProcessCounters};
 use procfs::ProcCpu;
 
 /// The null reason of every per-message metric (and of latency) when nothing was delivered.
 pub const NOTHING_DELIVERED: &str = "no messages were delivered in the window";
 
-/// The per-message server numbers of a repetition's headline, each with its null reason.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The per-message server numbers of a repetition's headline.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerHeadline {
-    pub syscalls_per_msg: Option<f64>,
-    pub syscalls_per_msg_null_reason: Option<String>,
-    pub sqes_per_msg: Option<f64>,
-    pub sqes_per_msg_null_reason: Option<String>,
-    pub server_cpu_us_per_msg: Option<f64>,
-    pub server_cpu_us_per_msg_null_reason: Option<String>,
-    pub server_peak_rss_bytes: Option<u64>,
-    pub server_peak_rss_bytes_null_reason: Option<String>,
+    pub syscalls_per_msg: Measured<f64>,
+    pub sqes_per_msg: Measured<f64>,
+    pub server_cpu_us_per_msg: Measured<f64>,
+    pub server_peak_rss_bytes: Measured<u64>,
 }
 
 /// Fewest /proc clock ticks (user + sys) for a CPU-time figure based on them alone: below
@@ -143,15 +139,15 @@ impl ServerSampler {
                 ))
             });
 
-        let per_msg = |value: Result<f64, String>| -> (Option<f64>, Option<String>) {
+        let per_msg = |value: Result<f64, String>| -> Measured<f64> {
             match value {
-                Ok(_) if delivered == 0 => (None, Some(NOTHING_DELIVERED.into())),
-                Ok(v) => (Some(v / delivered as f64), None),
-                Err(reason) => (None, Some(reason)),
+                Ok(_) if delivered == 0 => Measured::null(NOTHING_DELIVERED),
+                Ok(v) => Measured::Value(v / delivered as f64),
+                Err(reason) => Measured::Null(reason),
             }
         };
-        let (syscalls_per_msg, syscalls_reason) = per_msg(syscalls_total.clone().map(|v| v as f64));
-        let (sqes_per_msg, sqes_reason) = per_msg(sqes.clone().map(|v| v as f64));
+        let syscalls_per_msg = per_msg(syscalls_total.clone().map(|v| v as f64));
+        let sqes_per_msg = per_msg(sqes.clone().map(|v| v as f64));
         let cpu_seconds = match (&task_clock_ns, &proc_cpu) {
             (Ok(ns), _) => Ok(*ns as f64 / 1e9),
             (Err(a), Ok((user, sys))) if (user + sys) * ticks < MIN_PROC_TICKS => Err(format!(
@@ -163,7 +159,7 @@ impl ServerSampler {
             (Err(_), Ok((user, sys))) => Ok(user + sys),
             (Err(a), Err(b)) => Err(format!("task-clock: {a}; /proc stat: {b}")),
         };
-        let (cpu_per_msg, cpu_reason) = per_msg(cpu_seconds.map(|s| s * 1e6));
+        let server_cpu_us_per_msg = per_msg(cpu_seconds.map(|s| s * 1e6));
 
         let peak_rss_scope = match (&self.peak_rss, &self.hwm_reset) {
             (Err(_), _) => None,
@@ -177,30 +173,23 @@ impl ServerSampler {
             cpu_user_s: proc_cpu.as_ref().ok().map(|c| c.0),
             cpu_sys_s: proc_cpu.as_ref().ok().map(|c| c.1),
             cpu_null_reason: proc_cpu.as_ref().err().cloned(),
-            cpu_task_clock_s: task_clock_ns.as_ref().ok().map(|ns| *ns as f64 / 1e9),
-            cpu_task_clock_null_reason: task_clock_ns.as_ref().err().cloned(),
+            cpu_task_clock_s: task_clock_ns.map(|ns| ns as f64 / 1e9).into(),
             peak_rss_scope,
             syscalls: Syscalls {
-                total: syscalls_total.as_ref().ok().copied(),
-                null_reason: syscalls_total.as_ref().err().cloned(),
+                total: syscalls_total.into(),
                 breakdown,
                 breakdown_null_reason,
                 threads_at_start: self.counters.as_ref().ok().map(|c| c.threads_at_open),
                 threads_at_end: self.threads_at_end,
                 method,
             },
-            sqes: sqes.as_ref().ok().copied(),
-            sqes_null_reason: sqes.as_ref().err().cloned(),
+            sqes: sqes.into(),
         };
         let headline = ServerHeadline {
             syscalls_per_msg,
-            syscalls_per_msg_null_reason: syscalls_reason,
             sqes_per_msg,
-            sqes_per_msg_null_reason: sqes_reason,
-            server_cpu_us_per_msg: cpu_per_msg,
-            server_cpu_us_per_msg_null_reason: cpu_reason,
-            server_peak_rss_bytes: self.peak_rss.as_ref().ok().copied(),
-            server_peak_rss_bytes_null_reason: self.peak_rss.as_ref().err().cloned(),
+            server_cpu_us_per_msg,
+            server_peak_rss_bytes: self.peak_rss.clone().into(),
         };
         (metrics, headline)
     }

@@ -6,6 +6,7 @@
 //! - Latencies are microseconds (`f64`), durations seconds (`f64`), sizes bytes.
 //! - A metric that could not be measured is `null` and the field `<name>_null_reason` next to it
 //!   says why; a measured metric has a `null` reason. Nothing is ever guessed or zero-filled.
+//!   In Rust such a pair is one [`Measured`] field.
 //! - A run is *invalid* (kept, flagged) when the load generator fell behind its schedule or
 //!   saturated its CPU, or a healthy subscriber lost a message; `invalid_reasons` says which.
 //! - Any change that renames, removes or re-types a field bumps [`SCHEMA_VERSION`]; adding an
@@ -14,6 +15,25 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use super::measured::Measured;
+
+/// The JSON field pairs of the [`Measured`] fields below.
+mod fields {
+    crate::measured_fields! {
+        latency_us,
+        service_latency_us,
+        pacing_lag_us,
+        syscalls_per_msg,
+        sqes_per_msg,
+        server_cpu_us_per_msg,
+        server_peak_rss_bytes,
+        server_stats,
+        cpu_task_clock => "cpu_task_clock_s", "cpu_task_clock_null_reason",
+        sqes,
+        syscalls_total => "total", "null_reason",
+    }
+}
 
 /// Version of this schema. Readers must check it before interpreting a file.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -163,8 +183,8 @@ pub struct ScenarioResult {
     pub summary: Summary,
     /// The `uring` row's own counters (`fanbench serve --stats-out`), written by the server at
     /// shutdown and therefore covering the whole server lifetime (all repetitions and warm-ups).
-    pub server_stats: Option<serde_json::Value>,
-    pub server_stats_null_reason: Option<String>,
+    #[serde(flatten, with = "fields::server_stats")]
+    pub server_stats: Measured<serde_json::Value>,
 }
 
 /// The headline numbers. The same fields appear in every repetition (measured values) and in
@@ -175,28 +195,28 @@ pub struct Headline {
     pub throughput_msgs_per_s: f64,
     /// Receive time - intended send time (includes queueing: the number to quote). Null when
     /// nothing was delivered in the window (an empty histogram has no percentiles).
-    pub latency_us: Option<Percentiles>,
-    pub latency_us_null_reason: Option<String>,
+    #[serde(flatten, with = "fields::latency_us")]
+    pub latency_us: Measured<Percentiles>,
     /// Receive time - actual send time (null as `latency_us`).
-    pub service_latency_us: Option<Percentiles>,
-    pub service_latency_us_null_reason: Option<String>,
+    #[serde(flatten, with = "fields::service_latency_us")]
+    pub service_latency_us: Measured<Percentiles>,
     /// Actual - intended send time (the load generator's own error). Null when nothing was sent.
-    pub pacing_lag_us: Option<Percentiles>,
-    pub pacing_lag_us_null_reason: Option<String>,
+    #[serde(flatten, with = "fields::pacing_lag_us")]
+    pub pacing_lag_us: Measured<Percentiles>,
     /// Messages received by healthy subscribers in the measured window.
     pub delivered: u64,
     /// Messages healthy subscribers should have received in the measured window.
     pub expected: u64,
     /// Gaps in the per-publisher sequence seen by healthy subscribers.
     pub lost: u64,
-    pub syscalls_per_msg: Option<f64>,
-    pub syscalls_per_msg_null_reason: Option<String>,
-    pub sqes_per_msg: Option<f64>,
-    pub sqes_per_msg_null_reason: Option<String>,
-    pub server_cpu_us_per_msg: Option<f64>,
-    pub server_cpu_us_per_msg_null_reason: Option<String>,
-    pub server_peak_rss_bytes: Option<u64>,
-    pub server_peak_rss_bytes_null_reason: Option<String>,
+    #[serde(flatten, with = "fields::syscalls_per_msg")]
+    pub syscalls_per_msg: Measured<f64>,
+    #[serde(flatten, with = "fields::sqes_per_msg")]
+    pub sqes_per_msg: Measured<f64>,
+    #[serde(flatten, with = "fields::server_cpu_us_per_msg")]
+    pub server_cpu_us_per_msg: Measured<f64>,
+    #[serde(flatten, with = "fields::server_peak_rss_bytes")]
+    pub server_peak_rss_bytes: Measured<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -320,22 +340,22 @@ pub struct ServerMetrics {
     pub cpu_null_reason: Option<String>,
     /// perf `task-clock` summed over every server thread (ns resolution); used for
     /// `server_cpu_us_per_msg` when available, else user + sys.
-    pub cpu_task_clock_s: Option<f64>,
-    pub cpu_task_clock_null_reason: Option<String>,
+    #[serde(flatten, with = "fields::cpu_task_clock")]
+    pub cpu_task_clock_s: Measured<f64>,
     /// Whether peak RSS covers only the measured window (VmHWM reset via clear_refs at its
     /// start) or the process lifetime up to the window's end.
     pub peak_rss_scope: Option<String>,
     pub syscalls: Syscalls,
     /// `io_uring:io_uring_submit_req` events in the window.
-    pub sqes: Option<u64>,
-    pub sqes_null_reason: Option<String>,
+    #[serde(flatten, with = "fields::sqes")]
+    pub sqes: Measured<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Syscalls {
     /// `raw_syscalls:sys_enter` events on every server thread in the window.
-    pub total: Option<u64>,
-    pub null_reason: Option<String>,
+    #[serde(flatten, with = "fields::syscalls_total")]
+    pub total: Measured<u64>,
     /// `syscalls:sys_enter_<name>` per syscall that matters for a broker, plus `other`
     /// (= total - the listed ones). Empty when unavailable (see `breakdown_null_reason`).
     pub breakdown: BTreeMap<String, u64>,

@@ -313,3 +313,27 @@ impl Raw {
         assert_eq!(self.line(), "PONG");
     }
 }
+
+/// The runtime rows the binary serves (`fanbench runtimes --json`), for the tests that check
+/// a suite covers every row.
+pub fn runtime_rows() -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_fanbench"))
+        .args(["runtimes", "--json"])
+        .output()
+        .expect("fanbench runtimes runs");
+    assert!(
+        out.status.success(),
+        "fanbench runtimes --json: {}",
+        out.status
+    );
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).expect("fanbench runtimes --json prints JSON");
+    rows.iter()
+        .map(|row| {
+            row["name"]
+                .as_str()
+                .expect("each row has a name")
+                .to_string()
+        })
+        .collect()
+}

@@ -1,0 +1,58 @@
+//! A load generator report for the tests of the measurement modules.
+
+use hdrhistogram::Histogram;
+
+use crate::loadgen::{CpuUsage, LoadReport, SlowSubscriberReport};
+
+fn histogram(values_ns: &[u64]) -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+    for &v in values_ns {
+        h.record(v).expect("record");
+    }
+    h
+}
+
+/// A clean report: on schedule, unsaturated, nothing lost.
+pub fn clean_report() -> LoadReport {
+    LoadReport {
+        latency: histogram(&[100_000, 200_000]),
+        service_latency: histogram(&[90_000, 150_000]),
+        pacing_lag: histogram(&[2_000, 5_000]),
+        windows: Vec::new(),
+        sent: 200,
+        expected: 2000,
+        delivered: 2000,
+        lost: 0,
+        duplicates: 0,
+        reordered: 0,
+        subscribers_with_loss: 0,
+        slow: SlowSubscriberReport {
+            subscribers: 0,
+            read_bytes_per_s: 0,
+            bytes_read: 0,
+            bytes_drained_at_end: 0,
+            messages: 0,
+            messages_in_window: 0,
+            cut_as_slow_consumer: 0,
+            closed_by_server: 0,
+            max_latency_ns: None,
+        },
+        behind_schedule: false,
+        max_pacing_lag_ns: 5_000,
+        pacer_priority: "SCHED_FIFO 1".into(),
+        loadgen_cpu: CpuUsage {
+            user_s: 0.1,
+            sys_s: 0.1,
+            window_s: 1.0,
+            cores: 1,
+            utilisation: 0.2,
+            busiest_thread_utilisation: Some(0.15),
+            busiest_thread: Some("pacer".into()),
+            thread_cpu_null_reason: None,
+            saturated: false,
+        },
+        window_ns: 1_000_000_000,
+        grace_ns: 10_000_000,
+        errors: Vec::new(),
+    }
+}

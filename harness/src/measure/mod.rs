@@ -1,0 +1,20 @@
+//! Measurement, shared by `run`, `sweep` and `bench-all`: which server to start ([`Row`]),
+//! where it and the load generator run ([`Placement`]), one (scenario, row) pair measured
+//! over its repetitions ([`measure`]), the validity rules (`validity`), how a
+//! repetition is recorded in the results ([`record`]), and the short timing of quick runs
+//! ([`QUICK`]).
+
+mod pair;
+mod placement;
+pub mod record;
+mod row;
+mod timing;
+mod validity;
+
+#[cfg(test)]
+mod fixture;
+
+pub use pair::{measure, measure_external, MeasureError};
+pub use placement::{Placement, PlacementArgs};
+pub use row::Row;
+pub use timing::QUICK;

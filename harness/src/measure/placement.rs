@@ -1,0 +1,97 @@
+//! Where the server and the load generator run: the CPU sets, resolved from the command line.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+use super::row::NATS_SERVER;
+use crate::cpus::parse_cpu_list;
+use crate::sysinfo;
+
+/// Where the server and the load generator run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlacementArgs {
+    /// CPUs of the server under test (the whole process is confined to them), e.g. `0`, `0-1`.
+    #[arg(long, default_value = "0")]
+    pub server_cpus: String,
+    /// CPUs of the load generator's threads (default: every CPU the server does not use).
+    #[arg(long)]
+    pub client_cpus: Option<String>,
+    /// Server threads for our rows, GOMAXPROCS for nats-server (default: one per server CPU).
+    #[arg(long)]
+    pub server_threads: Option<usize>,
+    /// The nats-server executable used for the nats-server row.
+    #[arg(long, default_value = NATS_SERVER)]
+    pub nats_server_bin: PathBuf,
+}
+
+/// Resolved CPU sets.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub server_cpus: Vec<usize>,
+    pub client_cpus: Vec<usize>,
+    pub server_threads: usize,
+    pub nats_server_bin: PathBuf,
+}
+
+impl PlacementArgs {
+    pub fn resolve(&self) -> anyhow::Result<Placement> {
+        let server_cpus = parse_cpu_list(&self.server_cpus).context("--server-cpus")?;
+        let client_cpus = match &self.client_cpus {
+            Some(list) => parse_cpu_list(list).context("--client-cpus")?,
+            None => {
+                let rest: Vec<usize> = (0..sysinfo::online_cpus())
+                    .filter(|c| !server_cpus.contains(c))
+                    .collect();
+                if rest.is_empty() {
+                    bail!(
+                        "no CPU is left for the load generator after --server-cpus {}; give \
+                         --client-cpus explicitly (sharing CPUs with the server skews results)",
+                        self.server_cpus
+                    );
+                }
+                rest
+            }
+        };
+        if let Some(shared) = client_cpus.iter().find(|c| server_cpus.contains(c)) {
+            eprintln!(
+                "fanbench: warning: CPU {shared} is used by both the server and the load \
+                 generator; results will include their interference"
+            );
+        }
+        let server_threads = self.server_threads.unwrap_or(server_cpus.len());
+        if server_threads == 0 {
+            bail!("--server-threads must be at least 1");
+        }
+        Ok(Placement {
+            server_cpus,
+            client_cpus,
+            server_threads,
+            nats_server_bin: self.nats_server_bin.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_client_cpus_are_the_ones_the_server_does_not_use() {
+        if sysinfo::online_cpus() < 2 {
+            return;
+        }
+        let placement = PlacementArgs {
+            server_cpus: "0".into(),
+            client_cpus: None,
+            server_threads: None,
+            nats_server_bin: NATS_SERVER.into(),
+        }
+        .resolve()
+        .expect("placement");
+        assert_eq!(placement.server_cpus, vec![0]);
+        assert!(!placement.client_cpus.contains(&0));
+        assert!(placement.client_cpus.contains(&1));
+        assert_eq!(placement.server_threads, 1);
+    }
+}
