@@ -43,22 +43,37 @@ pub fn online_cpus() -> usize {
     usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(1)
 }
 
-/// Pin the calling thread to `cpus`.
-pub fn pin_current_thread(cpus: &[usize]) -> Result<()> {
+/// The `cpu_set_t` holding `cpus`; an error for a CPU beyond what the set can hold.
+pub fn cpu_set(cpus: &[usize]) -> Result<libc::cpu_set_t> {
     // SAFETY: cpu_set_t is a plain bit set for which all-zero is a valid (empty) value.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
     for &cpu in cpus {
-        // SAFETY: CPU_SET writes one bit inside `set`; `cpu` was checked against the CPU count
-        // and is far below CPU_SETSIZE on any machine this runs on.
+        if cpu >= max {
+            bail!("CPU {cpu} is beyond what a cpu_set_t can hold ({max})");
+        }
+        // SAFETY: `cpu` is below the set's size in bits (checked above), so CPU_SET writes a
+        // bit inside `set`.
         unsafe { libc::CPU_SET(cpu, &mut set) };
     }
+    Ok(set)
+}
+
+/// Confine the calling thread to `set`. Only the system call: no allocation, so it is
+/// async-signal-safe and may run between fork and exec.
+pub fn set_current_thread_affinity(set: &libc::cpu_set_t) -> std::io::Result<()> {
     // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 means the calling thread.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
     if rc != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("pinning thread to CPUs {cpus:?}"));
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Pin the calling thread to `cpus`.
+pub fn pin_current_thread(cpus: &[usize]) -> Result<()> {
+    let set = cpu_set(cpus)?;
+    set_current_thread_affinity(&set).with_context(|| format!("pinning thread to CPUs {cpus:?}"))
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::cpus;
+
 /// How long a server gets to answer after it was started.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a server gets to exit after SIGTERM before it is killed.
@@ -64,20 +66,6 @@ pub fn free_local_addr() -> anyhow::Result<SocketAddr> {
     listener.local_addr().context("reading the free port")
 }
 
-fn cpu_set(cpus: &[usize]) -> anyhow::Result<libc::cpu_set_t> {
-    // SAFETY: cpu_set_t is a plain bit set; all-zero is the valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
-    for &cpu in cpus {
-        if cpu >= max {
-            bail!("CPU {cpu} is beyond what a cpu_set_t can hold ({max})");
-        }
-        // SAFETY: `cpu` is below CPU_SETSIZE (checked above), so the bit lies inside `set`.
-        unsafe { libc::CPU_SET(cpu, &mut set) };
-    }
-    Ok(set)
-}
-
 impl ServerProcess {
     /// Starts the server with its stdout/stderr going to `log_path`, pinned to `cmd.cpus`, and
     /// waits until it answers `INFO` on `cmd.addr`.
@@ -89,7 +77,7 @@ impl ServerProcess {
             .write(true)
             .open(log_path)
             .with_context(|| format!("creating server log {}", log_path.display()))?;
-        let set = cpu_set(&cmd.cpus)?;
+        let set = cpus::cpu_set(&cmd.cpus)?;
         let mut command = Command::new(&cmd.program);
         command
             .args(&cmd.args)
@@ -98,14 +86,10 @@ impl ServerProcess {
             .stdout(log.try_clone().context("duplicating the log fd")?)
             .stderr(log.try_clone().context("duplicating the log fd")?);
         // SAFETY: the closure runs in the forked child before exec and only makes the
-        // async-signal-safe sched_setaffinity syscall on a cpu_set_t built before the fork.
+        // async-signal-safe sched_setaffinity syscall (no allocation, no lock) on a cpu_set_t
+        // built before the fork.
         unsafe {
-            command.pre_exec(move || {
-                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            command.pre_exec(move || cpus::set_current_thread_affinity(&set));
         }
         let child = command
             .spawn()

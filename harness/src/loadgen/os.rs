@@ -45,20 +45,7 @@ pub fn sleep_until_ns(deadline_ns: u64) {
 
 /// Pins the calling thread to one CPU.
 pub fn pin_current_thread(cpu: usize) -> Result<()> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        bail!("CPU {cpu} is out of range");
-    }
-    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` < CPU_SETSIZE was checked above, so CPU_SET stays inside `set`.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
-    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error())
-            .with_context(|| format!("pinning a thread to CPU {cpu}"));
-    }
-    Ok(())
+    crate::cpus::pin_current_thread(&[cpu])
 }
 
 /// Sets the calling thread's timer slack (the kernel's default of 50 us would make every
