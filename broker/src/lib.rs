@@ -17,6 +17,8 @@
 //! All state shared between connections is `Send + Sync`: publishers and subscribers may live
 //! on different runtime threads, and a publisher wakes a subscriber's writer across threads.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod config;
 pub mod outbound;

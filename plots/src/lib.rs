@@ -5,6 +5,8 @@
 //! [`write_report`] writes one SVG per chart and a self-contained `index.html` with all of
 //! them inlined, a summary table, the environment and the method.
 
+#![forbid(unsafe_code)]
+
 pub mod charts;
 pub mod hist;
 mod html;

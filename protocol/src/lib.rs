@@ -11,6 +11,8 @@
 //! Parsers take the read buffer (`BytesMut`) and split complete operations off its front;
 //! subjects, sids and payloads are `Bytes` slices of the same allocation, never copies.
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod connect;
 pub mod encode;

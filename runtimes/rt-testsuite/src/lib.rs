@@ -10,6 +10,8 @@
 //! Nothing here asserts a duration beyond "no earlier than asked": hangs are caught by
 //! [`support::with_watchdog`] or [`suite::DEADLINE`] and reported as failures.
 
+#![forbid(unsafe_code)]
+
 pub mod basic;
 pub mod suite;
 pub mod support;
