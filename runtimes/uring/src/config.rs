@@ -125,49 +125,18 @@ impl Default for UringConfig {
     }
 }
 
-/// The default submission policy: `eager`, chosen by measurement.
-///
-/// Measured on the 2-core development VM (Linux 6.18; kernel accepted SINGLE_ISSUER +
-/// DEFER_TASKRUN), broker on one `uring` thread pinned to CPU 0, `fanbench run --target` load
-/// on CPU 1, 3 repetitions x 5 s, default ring (1024) and batch threshold (32):
-///
-/// | workload    | policy   | server CPU/msg | SQEs per enter (mean) | enters  | busy polls |
-/// |-------------|----------|----------------|-----------------------|---------|------------|
-/// | fanout-100  | eager    | 6.71 us        | 56.8                  | 11 790  | 0          |
-/// | fanout-100  | adaptive | 7.31 us        | 55.7                  | 11 042  | 313 710    |
-/// | fanout-1000 | eager    | 6.64 us        | 186.2                 | 3 363   | 0          |
-/// | fanout-1000 | adaptive | 7.40 us        | 97.6                  | 6 644   | 123 310    |
-///
-/// With fan-out, one publish already queues one send per subscriber before the run queue
-/// drains, so eager's one-enter-per-tick batches as well as adaptive's threshold does; adaptive
-/// then spends CPU busy-polling between publishes for no fewer enters. SQPOLL (single runs:
-/// 12-20 us/msg) pays for its kernel thread on a 2-core machine. Latency percentiles in those
-/// runs were dominated by the load generator sharing one core with 100-1000 subscribers, so
-/// they did not separate the policies. Re-measure on bigger machines before trusting this
-/// beyond the development VM.
+/// The default submission policy: `eager`, chosen by measurement. With fan-out, one publish
+/// already queues one send per subscriber before the run queue drains, so eager's
+/// one-enter-per-tick batches as well as adaptive's threshold, and adaptive spends CPU
+/// busy-polling between publishes for no fewer enters; SQPOLL pays for its kernel thread on a
+/// small machine. Figures: `runtimes/uring/PERF.md`, "The default submission policy".
 pub const DEFAULT_POLICY: SubmitPolicy = SubmitPolicy::Eager;
 
-/// The default send coalescing window: 1 ms, chosen by measurement.
-///
-/// Measured on the 2-core development VM (Linux 6.18, DEFER_TASKRUN), `uring` server pinned to
-/// CPU 0, load generator on CPU 1, 4 s windows, 1 rep per run, runs of all rows interleaved in
-/// one session (the VM is shared and noisy: medians over the runs, single runs vary 2x).
-/// Workload 1 publisher x 100 subscribers, 5000 msg/s, 128 B:
-///
-/// | uring window | runs | server CPU/msg (median) | SQEs/msg | p99 (median) |
-/// |--------------|------|-------------------------|----------|--------------|
-/// | 0 (off)      | 7    | 1.61 us                 | 0.10-0.30| 28.8 ms      |
-/// | 1 ms         | 7    | 1.12 us                 | 0.05-0.12| 15.1 ms      |
-///
-/// (tokio 1.48 us / 15.6 ms, nats-server 1.47 us / 25.4 ms over 5 runs each.) 85% of the
-/// server's CPU is the kernel's TCP send path (one pass per send, loopback receive included),
-/// which io_uring does not make cheaper; what does is fewer sends per delivered message, and
-/// the window gives that (2-3x fewer SQEs per message). At 5 x 200, 200 msg/s, 1 KiB every
-/// row saturated the server CPU (~5.0 us/msg = 200k msg/s on one core) and the window changed
-/// CPU/msg by nothing measurable; p99 was the lowest of all rows in both sessions (48 ms and
-/// 38 ms against 130-190 ms for nats-server). Only a busy connection's sends are held (one
-/// that sends less often than once per window never is); under load a message waits at most
-/// one window. Full figures: `runtimes/uring/PERF.md`.
+/// The default send coalescing window: 1 ms, chosen by measurement. Most of the server's CPU
+/// is the kernel's TCP send path, one pass per send, which io_uring does not make cheaper;
+/// fewer sends per delivered message does, and the window gives that. Only a busy
+/// connection's sends are held, so under load a message waits at most one window. Figures:
+/// `runtimes/uring/PERF.md`, "The default coalescing window".
 pub const DEFAULT_COALESCE: Duration = Duration::from_millis(1);
 
 /// The longest coalescing window accepted (a longer one is a latency bug, not a policy).
