@@ -25,9 +25,14 @@
 //! A slot leaves the registry only when the kernel has said it is done with the op (a CQE
 //! without `IORING_CQE_F_MORE`) *and* nobody waits for the result. That is what keeps
 //! buffers and descriptors alive for exactly as long as the kernel may use them.
+//!
+//! The transitions are the methods of [`Lifecycle`]; each returns what the driver must do
+//! next (wake a task, free the slot, cancel the op, open a coalescing window), so the driver
+//! keeps the registry, the ring and the wake list, and this file keeps the state machine.
 
 use std::collections::VecDeque;
-use std::task::Waker;
+use std::mem;
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
 /// What a CQE said about an op.
@@ -117,4 +122,205 @@ pub(crate) enum Lifecycle {
     Ignored(Box<dyn Orphan>),
     /// A multishot op owned by a live handle.
     Multishot(Multishot),
+}
+
+/// What the driver does after a completion was applied to a slot ([`Lifecycle::complete`]).
+#[must_use]
+pub(crate) enum Completed {
+    /// Stored in the slot; nobody to wake yet.
+    Stored,
+    /// Stored; wake this task.
+    Wake(Waker),
+    /// Held for the coalescing window: the driver adds the slot to the window.
+    Held,
+    /// The last completion of an orphaned op: free the slot and drop its resources.
+    Finished,
+    /// A second completion for a single-shot op: a driver bug.
+    Unexpected,
+}
+
+/// What the driver does after an op's future or handle was dropped ([`Lifecycle::orphan`],
+/// [`Lifecycle::orphan_multishot`]).
+#[must_use]
+pub(crate) enum Orphaned {
+    /// The kernel is done with the op: free the slot, drop these resources (outside the
+    /// driver borrow).
+    Done(Box<dyn Orphan>),
+    /// The slot now owns the resources (`Ignored`): cancel the op.
+    Cancel,
+    /// The slot was in a state an orphaned op cannot be in (a driver bug). Not knowing whether
+    /// the kernel is done, the caller must leak these.
+    Foreign(Box<dyn Orphan>),
+}
+
+impl Lifecycle {
+    /// A single-shot op just queued.
+    pub(crate) fn submitted(coalesce: Coalesce) -> Lifecycle {
+        Lifecycle::Submitted { coalesce }
+    }
+
+    /// A multishot op just queued.
+    pub(crate) fn multishot() -> Lifecycle {
+        Lifecycle::Multishot(Multishot {
+            ready: VecDeque::new(),
+            waker: None,
+            finished: false,
+        })
+    }
+
+    /// Whether this slot's next completion carries a [`SendMark`] (a send while coalescing).
+    pub(crate) fn wants_send_mark(&self) -> bool {
+        matches!(
+            self,
+            Lifecycle::Submitted { coalesce } | Lifecycle::Waiting { coalesce, .. }
+                if *coalesce != Coalesce::Off
+        )
+    }
+
+    /// Polling a single-shot op: `Ready` with its completion (the caller frees the slot), or
+    /// `Pending` with `waker` registered.
+    pub(crate) fn poll(&mut self, waker: &Waker) -> Poll<Completion> {
+        match self {
+            Lifecycle::Completed(c) => Poll::Ready(*c),
+            Lifecycle::Submitted { coalesce } => {
+                *self = Lifecycle::Waiting {
+                    waker: waker.clone(),
+                    coalesce: *coalesce,
+                };
+                Poll::Pending
+            }
+            Lifecycle::Waiting { waker: w, .. } | Lifecycle::Held { waker: Some(w), .. } => {
+                if !w.will_wake(waker) {
+                    *w = waker.clone();
+                }
+                Poll::Pending
+            }
+            Lifecycle::Held { waker: w, .. } => {
+                *w = Some(waker.clone());
+                Poll::Pending
+            }
+            Lifecycle::Ignored(_) | Lifecycle::Multishot(_) => {
+                unreachable!("fanbench-uring: single-shot op polled in a foreign state")
+            }
+        }
+    }
+
+    /// Polling a multishot op: its next completion, `Ready(None)` once it finished and every
+    /// completion was taken (the caller frees the slot), or `Pending` with `waker` registered.
+    pub(crate) fn poll_multishot(&mut self, waker: &Waker) -> Poll<Option<Completion>> {
+        let Lifecycle::Multishot(m) = self else {
+            unreachable!("fanbench-uring: multishot op polled in a foreign state")
+        };
+        if let Some(c) = m.ready.pop_front() {
+            return Poll::Ready(Some(c));
+        }
+        if m.finished {
+            return Poll::Ready(None);
+        }
+        match &m.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => m.waker = Some(waker.clone()),
+        }
+        Poll::Pending
+    }
+
+    /// A CQE for this slot arrived. A successful completion of a send on a busy connection
+    /// (`Coalesce::Hold`) is held; errors never are.
+    pub(crate) fn complete(&mut self, completion: Completion) -> Completed {
+        let more = io_uring::cqueue::more(completion.flags);
+        match self {
+            Lifecycle::Submitted { coalesce } => {
+                if *coalesce == Coalesce::Hold && completion.result > 0 {
+                    *self = Lifecycle::Held {
+                        completion,
+                        waker: None,
+                    };
+                    Completed::Held
+                } else {
+                    *self = Lifecycle::Completed(completion);
+                    Completed::Stored
+                }
+            }
+            Lifecycle::Waiting { coalesce, .. } => {
+                let held = *coalesce == Coalesce::Hold && completion.result > 0;
+                let Lifecycle::Waiting { waker, .. } =
+                    mem::replace(self, Lifecycle::Completed(completion))
+                else {
+                    unreachable!()
+                };
+                if held {
+                    *self = Lifecycle::Held {
+                        completion,
+                        waker: Some(waker),
+                    };
+                    Completed::Held
+                } else {
+                    Completed::Wake(waker)
+                }
+            }
+            Lifecycle::Multishot(m) => {
+                m.ready.push_back(completion);
+                if !more {
+                    m.finished = true;
+                }
+                match m.waker.take() {
+                    Some(waker) => Completed::Wake(waker),
+                    None => Completed::Stored,
+                }
+            }
+            Lifecycle::Ignored(resources) => {
+                resources.on_orphan_completion(completion);
+                if more {
+                    Completed::Stored
+                } else {
+                    Completed::Finished
+                }
+            }
+            Lifecycle::Completed(_) | Lifecycle::Held { .. } => Completed::Unexpected,
+        }
+    }
+
+    /// The coalescing window ended: a held completion becomes `Completed`, stamped with
+    /// `mark`, and its waker (if the task polled meanwhile) is returned to be woken. Any other
+    /// state (the slot was freed and reused since it was held) is left alone.
+    pub(crate) fn release(&mut self, mark: SendMark) -> Option<Waker> {
+        let Lifecycle::Held { mut completion, .. } = *self else {
+            return None;
+        };
+        completion.send_mark = Some(mark);
+        match mem::replace(self, Lifecycle::Completed(completion)) {
+            Lifecycle::Held { waker, .. } => waker,
+            _ => None,
+        }
+    }
+
+    /// A single-shot op's future was dropped, handing over the resources the kernel may
+    /// still use.
+    pub(crate) fn orphan(&mut self, resources: Box<dyn Orphan>) -> Orphaned {
+        match self {
+            Lifecycle::Completed(_) | Lifecycle::Held { .. } => Orphaned::Done(resources),
+            Lifecycle::Submitted { .. } | Lifecycle::Waiting { .. } => {
+                *self = Lifecycle::Ignored(resources);
+                Orphaned::Cancel
+            }
+            Lifecycle::Ignored(_) | Lifecycle::Multishot(_) => Orphaned::Foreign(resources),
+        }
+    }
+
+    /// A multishot op's handle was dropped: completions already queued go to the resources'
+    /// `on_orphan_completion` (closing accepted fds); unless the op finished, the slot keeps
+    /// the resources until its last completion.
+    pub(crate) fn orphan_multishot(&mut self, mut resources: Box<dyn Orphan>) -> Orphaned {
+        let Lifecycle::Multishot(m) = self else {
+            return Orphaned::Foreign(resources);
+        };
+        for c in m.ready.drain(..) {
+            resources.on_orphan_completion(c);
+        }
+        if m.finished {
+            return Orphaned::Done(resources);
+        }
+        *self = Lifecycle::Ignored(resources);
+        Orphaned::Cancel
+    }
 }

@@ -59,7 +59,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use io_uring::{cqueue, opcode, squeue::Entry, types, IoUring};
+use io_uring::{opcode, squeue::Entry, types, IoUring};
 use slab::Slab;
 
 use crate::config::{SubmitPolicy, UringConfig};
@@ -67,7 +67,8 @@ use crate::driver::op::OpAble;
 use crate::executor::Shared;
 use crate::stats::{RingFlags, UringStats};
 
-pub(crate) use lifecycle::{Coalesce, Completion, Lifecycle, Multishot, Orphan, SendMark};
+pub(crate) use lifecycle::{Coalesce, Completion, Lifecycle, Orphan, SendMark};
+use lifecycle::{Completed, Orphaned};
 pub(crate) use setup::MAX_RING_ENTRIES;
 
 /// `user_data` of ops that own nothing (cancel, timeout removal, close). The only reserved
@@ -186,7 +187,7 @@ impl Driver {
     /// Queue a single-shot op; returns its registry slot. `coalesce`: what the coalescing
     /// window does with it ([`Driver::send_coalescing`] for sends, `Off` for the rest).
     pub(crate) fn submit(&mut self, sqe: Entry, coalesce: Coalesce) -> usize {
-        self.submit_in_state(sqe, Lifecycle::Submitted { coalesce })
+        self.submit_in_state(sqe, Lifecycle::submitted(coalesce))
     }
 
     /// How to treat a send on a connection whose previous send left `last`: `Off` when
@@ -213,14 +214,7 @@ impl Driver {
 
     /// Queue a multishot op; returns its registry slot.
     pub(crate) fn submit_multishot(&mut self, sqe: Entry) -> usize {
-        self.submit_in_state(
-            sqe,
-            Lifecycle::Multishot(Multishot {
-                ready: Default::default(),
-                waker: None,
-                finished: false,
-            }),
-        )
+        self.submit_in_state(sqe, Lifecycle::multishot())
     }
 
     /// Queue an op nobody waits for; the registry owns its resources until it completes.
@@ -287,33 +281,11 @@ impl Driver {
             .ops
             .get_mut(key)
             .expect("fanbench-uring: polled op has no registry slot");
-        match state {
-            Lifecycle::Completed(c) => {
-                let c = *c;
-                self.ops.remove(key);
-                Poll::Ready(c)
-            }
-            Lifecycle::Submitted { coalesce } => {
-                *state = Lifecycle::Waiting {
-                    waker: cx.waker().clone(),
-                    coalesce: *coalesce,
-                };
-                Poll::Pending
-            }
-            Lifecycle::Waiting { waker: w, .. } | Lifecycle::Held { waker: Some(w), .. } => {
-                if !w.will_wake(cx.waker()) {
-                    *w = cx.waker().clone();
-                }
-                Poll::Pending
-            }
-            Lifecycle::Held { waker, .. } => {
-                *waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-            Lifecycle::Ignored(_) | Lifecycle::Multishot(_) => {
-                unreachable!("fanbench-uring: single-shot op polled in a foreign state")
-            }
+        let polled = state.poll(cx.waker());
+        if polled.is_ready() {
+            self.ops.remove(key);
         }
+        polled
     }
 
     /// Poll a multishot op for its next completion; `None` (slot freed) once it finished and
@@ -323,21 +295,15 @@ impl Driver {
         key: usize,
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Completion>> {
-        let Some(Lifecycle::Multishot(m)) = self.ops.get_mut(key) else {
-            unreachable!("fanbench-uring: multishot op polled in a foreign state")
-        };
-        if let Some(c) = m.ready.pop_front() {
-            return Poll::Ready(Some(c));
-        }
-        if m.finished {
+        let state = self
+            .ops
+            .get_mut(key)
+            .expect("fanbench-uring: polled multishot op has no registry slot");
+        let polled = state.poll_multishot(cx.waker());
+        if let Poll::Ready(None) = polled {
             self.ops.remove(key);
-            return Poll::Ready(None);
         }
-        match &m.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => m.waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        polled
     }
 
     /// A single-shot op's future was dropped. Returns the resources if the kernel is already
@@ -349,22 +315,11 @@ impl Driver {
         resources: Box<dyn Orphan>,
     ) -> Option<Box<dyn Orphan>> {
         match self.ops.get_mut(key) {
-            Some(Lifecycle::Completed(_) | Lifecycle::Held { .. }) => {
-                self.ops.remove(key);
-                Some(resources)
+            Some(state) => {
+                let orphaned = state.orphan(resources);
+                self.after_orphan(key, orphaned)
             }
-            Some(state @ (Lifecycle::Submitted { .. } | Lifecycle::Waiting { .. })) => {
-                *state = Lifecycle::Ignored(resources);
-                self.stats.ops_cancelled += 1;
-                self.cancel(key);
-                None
-            }
-            _ => {
-                debug_assert!(false, "fanbench-uring: orphaned op in a foreign state");
-                // Not knowing whether the kernel is done, leaking is the only sound choice.
-                mem::forget(resources);
-                None
-            }
+            None => self.after_orphan(key, Orphaned::Foreign(resources)),
         }
     }
 
@@ -373,27 +328,36 @@ impl Driver {
     pub(crate) fn orphan_multishot(
         &mut self,
         key: usize,
-        mut resources: Box<dyn Orphan>,
+        resources: Box<dyn Orphan>,
     ) -> Option<Box<dyn Orphan>> {
-        let Some(Lifecycle::Multishot(m)) = self.ops.get_mut(key) else {
-            debug_assert!(
-                false,
-                "fanbench-uring: orphaned multishot op in a foreign state"
-            );
-            mem::forget(resources);
-            return None;
-        };
-        for c in m.ready.drain(..) {
-            resources.on_orphan_completion(c);
+        match self.ops.get_mut(key) {
+            Some(state) => {
+                let orphaned = state.orphan_multishot(resources);
+                self.after_orphan(key, orphaned)
+            }
+            None => self.after_orphan(key, Orphaned::Foreign(resources)),
         }
-        if m.finished {
-            self.ops.remove(key);
-            return Some(resources);
+    }
+
+    /// Carry out what orphaning slot `key` asked for.
+    fn after_orphan(&mut self, key: usize, orphaned: Orphaned) -> Option<Box<dyn Orphan>> {
+        match orphaned {
+            Orphaned::Done(resources) => {
+                self.ops.remove(key);
+                Some(resources)
+            }
+            Orphaned::Cancel => {
+                self.stats.ops_cancelled += 1;
+                self.cancel(key);
+                None
+            }
+            Orphaned::Foreign(resources) => {
+                debug_assert!(false, "fanbench-uring: orphaned op in a foreign state");
+                // Not knowing whether the kernel is done, leaking is the only sound choice.
+                mem::forget(resources);
+                None
+            }
         }
-        self.ops[key] = Lifecycle::Ignored(resources);
-        self.stats.ops_cancelled += 1;
-        self.cancel(key);
-        None
     }
 
     // ---- completions ----------------------------------------------------------------
@@ -447,72 +411,32 @@ impl Driver {
             return;
         }
         let key = user_data as usize;
-        let more = cqueue::more(completion.flags);
         let Some(state) = self.ops.get_mut(key) else {
             debug_assert!(false, "fanbench-uring: completion for an empty slot {key}");
             return;
         };
-        if let Lifecycle::Submitted { coalesce } | Lifecycle::Waiting { coalesce, .. } = state {
-            if *coalesce != Coalesce::Off {
-                completion.send_mark = Some(SendMark {
-                    at: *reaped_at.get_or_insert_with(Instant::now),
-                    released_before_park: None,
-                });
-            }
+        if state.wants_send_mark() {
+            completion.send_mark = Some(SendMark {
+                at: *reaped_at.get_or_insert_with(Instant::now),
+                released_before_park: None,
+            });
         }
-        match state {
-            Lifecycle::Submitted { coalesce } => {
-                if *coalesce == Coalesce::Hold && completion.result > 0 {
-                    *state = Lifecycle::Held {
-                        completion,
-                        waker: None,
-                    };
-                    self.hold(key);
-                } else {
-                    *state = Lifecycle::Completed(completion);
+        match state.complete(completion) {
+            Completed::Stored => {}
+            Completed::Wake(waker) => self.to_wake.push(waker),
+            Completed::Held => self.hold(key),
+            Completed::Finished => {
+                if let Lifecycle::Ignored(resources) = self.ops.remove(key) {
+                    self.graveyard.push(resources);
+                }
+                if self.wake_key == Some(key) {
+                    self.wake_key = None;
+                }
+                if self.timer.as_ref().is_some_and(|t| t.key == key) {
+                    self.timer = None;
                 }
             }
-            Lifecycle::Waiting { coalesce, .. } => {
-                let held = *coalesce == Coalesce::Hold && completion.result > 0;
-                let Lifecycle::Waiting { waker, .. } =
-                    mem::replace(state, Lifecycle::Completed(completion))
-                else {
-                    unreachable!()
-                };
-                if held {
-                    *state = Lifecycle::Held {
-                        completion,
-                        waker: Some(waker),
-                    };
-                    self.hold(key);
-                } else {
-                    self.to_wake.push(waker);
-                }
-            }
-            Lifecycle::Multishot(m) => {
-                m.ready.push_back(completion);
-                if !more {
-                    m.finished = true;
-                }
-                if let Some(waker) = m.waker.take() {
-                    self.to_wake.push(waker);
-                }
-            }
-            Lifecycle::Ignored(resources) => {
-                resources.on_orphan_completion(completion);
-                if !more {
-                    if let Lifecycle::Ignored(resources) = self.ops.remove(key) {
-                        self.graveyard.push(resources);
-                    }
-                    if self.wake_key == Some(key) {
-                        self.wake_key = None;
-                    }
-                    if self.timer.as_ref().is_some_and(|t| t.key == key) {
-                        self.timer = None;
-                    }
-                }
-            }
-            Lifecycle::Completed(_) | Lifecycle::Held { .. } => {
+            Completed::Unexpected => {
                 debug_assert!(
                     false,
                     "fanbench-uring: second completion for single-shot op"
@@ -548,17 +472,8 @@ impl Driver {
             released_before_park: Some(self.stats.parks),
         };
         for key in self.holding.keys.drain(..) {
-            let Some(state) = self.ops.get_mut(key) else {
-                continue;
-            };
-            if let Lifecycle::Held { mut completion, .. } = *state {
-                completion.send_mark = Some(mark);
-                if let Lifecycle::Held {
-                    waker: Some(waker), ..
-                } = mem::replace(state, Lifecycle::Completed(completion))
-                {
-                    self.to_wake.push(waker);
-                }
+            if let Some(waker) = self.ops.get_mut(key).and_then(|state| state.release(mark)) {
+                self.to_wake.push(waker);
             }
         }
     }
@@ -576,24 +491,32 @@ impl Driver {
 
     // ---- entering the kernel --------------------------------------------------------
 
-    /// Whether the kernel has completion work we only get by entering with GETEVENTS.
-    fn completions_need_enter(&mut self) -> bool {
+    /// The completion work the kernel flagged that we only get by entering with GETEVENTS:
+    /// (CQ overflow, task work pending via `IORING_SQ_TASKRUN`).
+    fn completion_work(&mut self) -> (bool, bool) {
         let sq = self.ring.submission();
-        let overflow = sq.cq_overflow();
+        (sq.cq_overflow(), self.flags.taskrun_flag && sq.taskrun())
+    }
+
+    /// Whether an enter with GETEVENTS is needed for completions, counting a CQ overflow in the
+    /// stats. Called once per flush, so an overflowed tick is counted once (`enter` asks
+    /// [`Self::completion_work`] again without counting).
+    fn completions_need_enter(&mut self) -> bool {
+        let (overflow, taskrun) = self.completion_work();
         if overflow {
             self.stats.cq_overflows += 1;
         }
-        overflow || (self.flags.taskrun_flag && sq.taskrun())
+        overflow || taskrun
     }
 
     /// Enter the kernel: submit what is queued, collect completion work, and wait for
     /// `min_complete` completions.
     fn enter(&mut self, min_complete: u32) {
-        let (to_submit, need_events, need_wakeup) = {
+        let (overflow, taskrun) = self.completion_work();
+        let need_events = overflow || taskrun;
+        let (to_submit, need_wakeup) = {
             let sq = self.ring.submission();
-            let need_events = sq.cq_overflow() || (self.flags.taskrun_flag && sq.taskrun());
-            let need_wakeup = self.flags.sqpoll && sq.need_wakeup();
-            (sq.len() as u32, need_events, need_wakeup)
+            (sq.len() as u32, self.flags.sqpoll && sq.need_wakeup())
         };
         let mut flags = 0;
         if min_complete > 0 || need_events {
