@@ -166,6 +166,17 @@ fn describe(name: &str, r: &LoadReport) {
         r.errors,
     );
     println!(
+        "  receive path: {} ({:?}; fallback: {:?}) | read delay p50 {:.1} us p99 {:.1} us max {:.1} us | received in window {} | rx {:?}",
+        r.receive_path.name,
+        r.receive_path.ring_flags,
+        r.receive_path.fallback_reason,
+        us(r.read_delay.value_at_quantile(0.5)),
+        us(r.read_delay.value_at_quantile(0.99)),
+        us(r.read_delay.max()),
+        r.received_in_window,
+        r.rx,
+    );
+    println!(
         "  thread cpu null reason: {:?}; windows: {:?}",
         r.loadgen_cpu.thread_cpu_null_reason,
         r.windows

@@ -49,6 +49,7 @@
 mod os;
 mod payload;
 mod publisher;
+mod ring;
 mod schedule;
 mod seq;
 mod stats;
@@ -136,6 +137,38 @@ pub struct Window {
     pub latency_max_ns: Option<u64>,
 }
 
+/// Which receive path the healthy subscribers ran on.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivePath {
+    /// What ran: the io_uring path or the readiness (Tokio, epoll) fallback.
+    pub name: String,
+    /// The io_uring setup flags the kernel accepted; `None` on the fallback.
+    pub ring_flags: Option<String>,
+    /// Why the io_uring path did not run, when it did not.
+    pub fallback_reason: Option<String>,
+}
+
+impl ReceivePath {
+    /// The io_uring path when this kernel runs it (probed once per run), else the fallback.
+    fn choose() -> Self {
+        match ring::probe() {
+            Ok(flags) => Self {
+                name: ring::PATH_NAME.to_string(),
+                ring_flags: Some(flags),
+                fallback_reason: None,
+            },
+            Err(e) => Self {
+                name: READINESS_PATH_NAME.to_string(),
+                ring_flags: None,
+                fallback_reason: Some(format!("{e:#}")),
+            },
+        }
+    }
+}
+
+/// The fallback receive path (no kernel receive timestamps: messages are timed at read).
+pub const READINESS_PATH_NAME: &str = "tokio current-thread (epoll), timed at read";
+
 /// What the slow subscribers saw (they never count toward the healthy figures).
 #[derive(Debug, Clone, Serialize)]
 pub struct SlowSubscriberReport {
@@ -198,11 +231,30 @@ pub struct LoadReport {
     /// How the pacer thread was scheduled ("SCHED_FIFO 1", or SCHED_OTHER and why).
     pub pacer_priority: String,
     pub loadgen_cpu: CpuUsage,
+    /// Healthy subscribers' messages (any due time) received inside the measured window, by
+    /// kernel receive time: what the server actually delivered in the window.
+    pub received_in_window: u64,
+    /// Read time - kernel receive time per message (ns): the instrument's own lag. Empty on
+    /// the readiness path.
+    pub read_delay: Histogram<u64>,
+    pub receive_path: ReceivePath,
+    /// Receive-path counters summed over the receiver threads.
+    pub rx: RxSummary,
     /// Measured window as it happened (hook to hook), and the grace period waited after it.
     pub window_ns: u64,
     pub grace_ns: u64,
     /// `-ERR` lines, connection errors, and anything else that went wrong.
     pub errors: Vec<String>,
+}
+
+/// The io_uring receive path's counters over the whole run (all zero on the readiness path).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RxSummary {
+    pub enters: u64,
+    pub completions: u64,
+    pub unstamped_completions: u64,
+    pub buffer_starvations: u64,
+    pub bytes: u64,
 }
 
 /// Called at the instants the measured window begins and ends, so that server-side counters
@@ -307,26 +359,47 @@ pub fn run(spec: &LoadSpec, hooks: &mut dyn WindowHooks) -> Result<LoadReport> {
         threads: Mutex::new(Vec::new()),
     });
     let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);
+    let receive_path = ReceivePath::choose();
     let mut threads = Vec::new();
     let mut spawn_error = None;
+    // Healthy subscribers are dealt round-robin over one receiver thread per client CPU; slow
+    // ones (a trickle reader needs no speed) share one readiness thread on the first CPU.
+    let healthy: Vec<&SubPlan> = plans.iter().filter(|p| !p.slow).collect();
+    let slow: Vec<SubPlan> = plans.iter().filter(|p| p.slow).cloned().collect();
     for t in 0..thread_count {
-        let mine: Vec<SubPlan> = plans
+        let mine: Vec<SubPlan> = healthy
             .iter()
-            .filter(|p| p.id as usize % thread_count == t)
-            .cloned()
+            .enumerate()
+            .filter(|(i, _)| i % thread_count == t)
+            .map(|(_, p)| (*p).clone())
             .collect();
-        match subscriber::spawn_thread(
-            t,
-            spec.client_cpus.get(t).copied(),
-            mine,
-            Arc::clone(&shared),
-            phase_rx.clone(),
-        ) {
+        if mine.is_empty() {
+            continue;
+        }
+        let cpu = spec.client_cpus.get(t).copied();
+        let spawned = if receive_path.ring_flags.is_some() {
+            ring::spawn_thread(t, cpu, mine, Arc::clone(&shared), phase_rx.clone())
+        } else {
+            subscriber::spawn_thread(t, cpu, mine, Arc::clone(&shared), phase_rx.clone())
+        };
+        match spawned {
             Ok(handle) => threads.push(handle),
             Err(e) => {
                 spawn_error = Some(e);
                 break;
             }
+        }
+    }
+    if !slow.is_empty() && spawn_error.is_none() {
+        match subscriber::spawn_thread(
+            thread_count,
+            spec.client_cpus.first().copied(),
+            slow,
+            Arc::clone(&shared),
+            phase_rx.clone(),
+        ) {
+            Ok(handle) => threads.push(handle),
+            Err(e) => spawn_error = Some(e),
         }
     }
     let driven = match spawn_error {
@@ -347,7 +420,7 @@ pub fn run(spec: &LoadSpec, hooks: &mut dyn WindowHooks) -> Result<LoadReport> {
     if !thread_errors.is_empty() {
         bail!("subscriber threads failed: {}", thread_errors.join("; "));
     }
-    Ok(assemble(spec, &plans, driven, reports))
+    Ok(assemble(spec, &plans, driven, reports, receive_path))
 }
 
 /// What the coordinator measured itself.
@@ -589,6 +662,7 @@ fn assemble(
     plans: &[SubPlan],
     driven: Driven,
     reports: Vec<subscriber::ThreadReport>,
+    receive_path: ReceivePath,
 ) -> LoadReport {
     let Driven {
         timeline,
@@ -607,7 +681,17 @@ fn assemble(
     let mut subscribers_with_loss = 0;
     let mut slow = subscriber::SlowAcc::default();
     let mut suppressed = 0;
+    let mut read_delay = stats::pacing_histogram();
+    let mut received_in_window = 0;
+    let mut rx = RxSummary::default();
     for r in &reports {
+        stats::merge(&mut read_delay, &r.read_delay);
+        received_in_window += r.received_in_window;
+        rx.enters += r.rx.enters;
+        rx.completions += r.rx.completions;
+        rx.unstamped_completions += r.rx.unstamped_completions;
+        rx.buffer_starvations += r.rx.buffer_starvations;
+        rx.bytes += r.rx.bytes;
         stats::merge(&mut latency, &r.latency);
         stats::merge(&mut service_latency, &r.service_latency);
         for (into, from) in windows.iter_mut().zip(&r.windows) {
@@ -689,6 +773,10 @@ fn assemble(
         max_pacing_lag_ns,
         pacer_priority: pacer.priority,
         loadgen_cpu: cpu,
+        received_in_window,
+        read_delay,
+        receive_path,
+        rx,
         window_ns,
         grace_ns,
         errors,

@@ -102,11 +102,21 @@ pub struct ThreadReport {
     pub slow: SlowAcc,
     pub errors: Vec<String>,
     pub errors_suppressed: u64,
+    /// Messages (healthy subscribers, any due time) received inside the measured window.
+    pub received_in_window: u64,
+    /// Read time - kernel receive time per message, ns (empty on the readiness path, which
+    /// has no kernel receive time).
+    pub read_delay: Histogram<u64>,
+    /// The io_uring receive path's counters (zero on the readiness path).
+    pub rx: super::ring::RxCounters,
 }
 
 impl ThreadReport {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self {
+            received_in_window: 0,
+            read_delay: stats::pacing_histogram(),
+            rx: Default::default(),
             latency: stats::latency_histogram(),
             service_latency: stats::latency_histogram(),
             windows: Vec::new(),
@@ -122,7 +132,7 @@ impl ThreadReport {
         }
     }
 
-    fn error(&mut self, text: String) {
+    pub fn error(&mut self, text: String) {
         if self.errors.len() < MAX_ERRORS_PER_THREAD {
             self.errors.push(text);
         } else {
@@ -387,6 +397,10 @@ async fn healthy_loop(ctx: &mut TaskCtx, mut conn: Conn, timeline: &Timeline) {
                                 continue;
                             }
                         };
+                        if (timeline.window_start_ns..timeline.window_end_ns).contains(&received_ns)
+                        {
+                            report.received_in_window += 1;
+                        }
                         let Some(window) = timeline.window_index(header.intended_ns) else {
                             continue;
                         };
