@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench_all;
+mod calibrate;
 mod compare;
 mod cpus;
 mod loadgen;
@@ -42,6 +43,11 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Raise the offered load step by step until p99 passes the SLO: max sustainable throughput.
     Sweep(sweep::SweepArgs),
+    /// Measure the load generator's own ceiling against a minimal fan-out server (the blaster).
+    Calibrate(calibrate::CalibrateArgs),
+    /// The minimal fan-out server `calibrate` measures against (started by calibrate).
+    #[command(hide = true)]
+    Blaster(calibrate::blaster::BlasterArgs),
     /// List the runtime rows built into this binary, with their crate versions.
     Runtimes {
         /// Print JSON instead of a table.
@@ -59,6 +65,8 @@ fn main() -> std::process::ExitCode {
         Command::Report(args) => report::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Sweep(args) => sweep::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
+        Command::Blaster(args) => calibrate::blaster::run(args),
         Command::Runtimes { json } => runtimes::list(json),
     };
     match result {

@@ -110,6 +110,11 @@ impl ServerProcess {
         self.child.try_wait().context("checking the server process")
     }
 
+    /// Where the server listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -46,6 +46,7 @@
 //! - saturated: the load generator's CPU time in the window exceeds [`SATURATION_UTILISATION`]
 //!   of its client cores, or one of its threads exceeds that share of one core.
 
+mod cpustat;
 mod os;
 mod payload;
 mod publisher;
@@ -135,6 +136,11 @@ pub struct Window {
     pub latency_p50_ns: Option<u64>,
     pub latency_p99_ns: Option<u64>,
     pub latency_max_ns: Option<u64>,
+    /// Largest pacing lag of a message due in this second (ns).
+    pub max_pacing_lag_ns: u64,
+    /// Highest share of any CPU's time the host stole in this second; `None` when
+    /// `/proc/stat` could not be read.
+    pub steal_max_share: Option<f64>,
 }
 
 /// Which receive path the healthy subscribers ran on.
@@ -207,6 +213,10 @@ pub struct CpuUsage {
     pub busiest_thread: Option<String>,
     pub thread_cpu_null_reason: Option<String>,
     pub saturated: bool,
+    /// Busy and steal share of each client CPU over the window (`/proc/stat`, whatever ran on
+    /// it: the load generator's threads and the kernel's work on their behalf).
+    pub client_cpus: Vec<cpustat::CpuShare>,
+    pub client_cpus_null_reason: Option<String>,
 }
 
 /// Everything one run measured. Histograms are in nanoseconds.
@@ -227,6 +237,10 @@ pub struct LoadReport {
     pub subscribers_with_loss: u32,
     pub slow: SlowSubscriberReport,
     pub behind_schedule: bool,
+    /// Seconds of the window in which a pacing hiccup (lag over [`PACING_P99_LIMIT_NS`]) or a
+    /// latency spike coincided with the host stealing more than [`HOST_NOISE_STEAL_SHARE`] of
+    /// a CPU: noise from outside the machine, not the instrument's or the server's doing.
+    pub host_noise: Vec<u32>,
     pub max_pacing_lag_ns: u64,
     /// How the pacer thread was scheduled ("SCHED_FIFO 1", or SCHED_OTHER and why).
     pub pacer_priority: String,
@@ -347,7 +361,8 @@ pub fn run(spec: &LoadSpec, hooks: &mut dyn WindowHooks) -> Result<LoadReport> {
     let run_token = format!("{:x}{:x}", std::process::id(), os::now_ns() & 0xff_ffff);
     let subject = |k: u32| format!("fanbench.{run_token}.{k}");
     let plans = plan_subscribers(spec, subject);
-    let thread_count = spec.client_cpus.len().max(1);
+    let receiver_cpus = receiver_cpus(&spec.client_cpus);
+    let thread_count = receiver_cpus.len().max(1);
     let (ready_tx, ready_rx) = mpsc::channel();
     let shared = Arc::new(subscriber::Shared {
         target: spec.target,
@@ -376,7 +391,7 @@ pub fn run(spec: &LoadSpec, hooks: &mut dyn WindowHooks) -> Result<LoadReport> {
         if mine.is_empty() {
             continue;
         }
-        let cpu = spec.client_cpus.get(t).copied();
+        let cpu = receiver_cpus.get(t).copied();
         let spawned = if receive_path.ring_flags.is_some() {
             ring::spawn_thread(t, cpu, mine, Arc::clone(&shared), phase_rx.clone())
         } else {
@@ -402,6 +417,13 @@ pub fn run(spec: &LoadSpec, hooks: &mut dyn WindowHooks) -> Result<LoadReport> {
             Err(e) => spawn_error = Some(e),
         }
     }
+    // The coordinator (window edges, hooks, CPU sampling) runs on the client CPUs too, so
+    // nothing of the instrument's lands on the server's.
+    let pinned = if spec.client_cpus.is_empty() {
+        None
+    } else {
+        Some(os::AffinityGuard::pin(&spec.client_cpus).context("pinning the coordinator")?)
+    };
     let driven = match spawn_error {
         Some(e) => Err(e),
         None => drive(spec, &plans, &shared, &ready_rx, &phase_tx, &subject, hooks),
@@ -416,6 +438,7 @@ pub fn run(spec: &LoadSpec, hooks: &mut dyn WindowHooks) -> Result<LoadReport> {
             Err(_) => thread_errors.push("a subscriber thread panicked".to_string()),
         }
     }
+    drop(pinned);
     let driven = driven?;
     if !thread_errors.is_empty() {
         bail!("subscriber threads failed: {}", thread_errors.join("; "));
@@ -430,6 +453,8 @@ struct Driven {
     cpu: CpuUsage,
     window_ns: u64,
     grace_ns: u64,
+    /// Highest steal share of any CPU, per second of the window (None: /proc/stat unreadable).
+    steal_per_window: Vec<Option<f64>>,
 }
 
 fn drive(
@@ -464,6 +489,7 @@ fn drive(
     let pacer_timeline = timeline.clone();
     let pacer_shared = Arc::clone(shared);
     let payload_bytes = spec.payload_bytes;
+    let pacer_spins = spec.client_cpus.len() >= 3;
     // The pacer stays alive until the window's end has been sampled, so that its CPU time can
     // still be read from /proc (a thread that exited has no entry there).
     let (release_pacer, pacer_released) = mpsc::channel::<()>();
@@ -474,8 +500,13 @@ fn drive(
             if let Ok(mut threads) = pacer_shared.threads.lock() {
                 threads.push(("pacer".to_string(), os::gettid()));
             }
-            let mut report =
-                publisher::run_pacer(pubs, &pacer_timeline, payload_bytes, drain_deadline_ns);
+            let mut report = publisher::run_pacer(
+                pubs,
+                &pacer_timeline,
+                payload_bytes,
+                drain_deadline_ns,
+                pacer_spins,
+            );
             if let Err(e) = pinned {
                 report.errors.push(format!("pacer: {e:#}"));
             }
@@ -489,11 +520,32 @@ fn drive(
     hooks.measure_start();
     let cpu_start = CpuSample::take(shared);
     let started = Instant::now();
+    // /proc/stat at every second of the window: host steal per window, client CPUs' busy share.
+    let mut stat_marks = vec![cpustat::snapshot().ok()];
+    for w in 1..timeline.windows() as u64 {
+        os::sleep_until_ns(window_start_ns + w * 1_000_000_000);
+        stat_marks.push(cpustat::snapshot().ok());
+    }
     os::sleep_until_ns(window_end_ns);
     hooks.measure_end();
     let cpu_end = CpuSample::take(shared);
+    stat_marks.push(cpustat::snapshot().ok());
     let window_ns = started.elapsed().as_nanos() as u64;
     drop(release_pacer);
+    let steal_per_window: Vec<Option<f64>> = stat_marks
+        .windows(2)
+        .map(|pair| match (&pair[0], &pair[1]) {
+            (Some(a), Some(b)) => cpustat::shares(a, b, &[])
+                .iter()
+                .map(|s| s.steal)
+                .reduce(f64::max),
+            _ => None,
+        })
+        .collect();
+    let client_cpu_shares = match (stat_marks.first(), stat_marks.last()) {
+        (Some(Some(a)), Some(Some(b))) => Some(cpustat::shares(a, b, &spec.client_cpus)),
+        _ => None,
+    };
 
     let healthy_expected: u64 = plans
         .iter()
@@ -508,19 +560,34 @@ fn drive(
     let pacer = pacer
         .join()
         .map_err(|_| anyhow::anyhow!("the pacer thread panicked"))?;
-    let cpu = cpu_usage(
+    let mut cpu = cpu_usage(
         &cpu_start,
         &cpu_end,
         window_ns,
         client_cores(&spec.client_cpus),
     );
+    match client_cpu_shares {
+        Some(shares) => cpu.client_cpus = shares,
+        None => cpu.client_cpus_null_reason = Some("/proc/stat could not be read".into()),
+    }
     Ok(Driven {
         timeline,
         pacer,
         cpu,
         window_ns,
         grace_ns,
+        steal_per_window,
     })
+}
+
+/// With three or more client CPUs the pacer gets the first to itself (and may spin before a
+/// deadline); otherwise the receivers use every client CPU and the pacer shares the first.
+fn receiver_cpus(client_cpus: &[usize]) -> Vec<usize> {
+    if client_cpus.len() >= 3 {
+        client_cpus[1..].to_vec()
+    } else {
+        client_cpus.to_vec()
+    }
 }
 
 /// Cores the load generator runs on: the distinct client CPUs, or every CPU this process may
@@ -647,7 +714,32 @@ fn cpu_usage(start: &CpuSample, end: &CpuSample, window_ns: u64, cores: usize) -
         busiest_thread: busiest.map(|(_, n)| n),
         thread_cpu_null_reason,
         saturated,
+        client_cpus: Vec::new(),
+        client_cpus_null_reason: None,
     }
+}
+
+/// Steal share of a CPU in one second above which a hiccup in that second counts as host noise.
+pub const HOST_NOISE_STEAL_SHARE: f64 = 0.005;
+
+/// The windows whose pacing hiccup or latency spike (max over 4x the run's median window p99)
+/// came with host steal.
+fn host_noise_windows(windows: &[Window]) -> Vec<u32> {
+    let mut p99s: Vec<u64> = windows.iter().filter_map(|w| w.latency_p99_ns).collect();
+    p99s.sort_unstable();
+    let median_p99 = p99s.get(p99s.len() / 2).copied();
+    windows
+        .iter()
+        .filter(|w| {
+            w.steal_max_share
+                .is_some_and(|s| s > HOST_NOISE_STEAL_SHARE)
+        })
+        .filter(|w| {
+            w.max_pacing_lag_ns > PACING_P99_LIMIT_NS
+                || matches!((w.latency_max_ns, median_p99), (Some(max), Some(p99)) if max > 4 * p99)
+        })
+        .map(|w| w.index)
+        .collect()
 }
 
 /// Whether the pacer missed its schedule by more than the documented bounds.
@@ -670,6 +762,7 @@ fn assemble(
         cpu,
         window_ns,
         grace_ns,
+        steal_per_window,
     } = driven;
     let mut latency = stats::latency_histogram();
     let mut service_latency = stats::latency_histogram();
@@ -741,11 +834,14 @@ fn assemble(
                 latency_p50_ns: has.then(|| acc.latency.value_at_quantile(0.5)),
                 latency_p99_ns: has.then(|| acc.latency.value_at_quantile(0.99)),
                 latency_max_ns: has.then(|| acc.latency.max()),
+                max_pacing_lag_ns: pacer.max_lag_per_window.get(i).copied().unwrap_or(0),
+                steal_max_share: steal_per_window.get(i).copied().flatten(),
             }
         })
-        .collect();
+        .collect::<Vec<Window>>();
     let max_pacing_lag_ns = pacer.pacing_lag.max();
     let behind_schedule = is_behind_schedule(&pacer.pacing_lag, pacer.unsent_bytes);
+    let host_noise = host_noise_windows(&windows);
     LoadReport {
         latency,
         service_latency,
@@ -770,6 +866,7 @@ fn assemble(
             max_latency_ns: slow.max_latency_ns,
         },
         behind_schedule,
+        host_noise,
         max_pacing_lag_ns,
         pacer_priority: pacer.priority,
         loadgen_cpu: cpu,

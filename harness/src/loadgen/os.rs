@@ -128,6 +128,40 @@ pub fn process_cpu_us() -> Result<(u64, u64)> {
     Ok((us(usage.ru_utime), us(usage.ru_stime)))
 }
 
+/// Confines the calling thread to some CPUs until dropped, then gives back the CPUs it had.
+pub struct AffinityGuard {
+    saved: libc::cpu_set_t,
+    /// Not Send: it must restore the thread that made it.
+    _thread_bound: std::marker::PhantomData<*const ()>,
+}
+
+impl AffinityGuard {
+    pub fn pin(cpus: &[usize]) -> Result<Self> {
+        // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+        let mut saved: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: pid 0 is the calling thread; `saved` is a writable cpu_set_t of the size passed.
+        let rc = unsafe {
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut saved)
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error()).context("reading the thread's CPU affinity");
+        }
+        crate::cpus::pin_current_thread(cpus)?;
+        Ok(Self {
+            saved,
+            _thread_bound: std::marker::PhantomData,
+        })
+    }
+}
+
+impl Drop for AffinityGuard {
+    fn drop(&mut self) {
+        // SAFETY: pid 0 is the calling thread (the guard is not Send, so it is dropped on the
+        // thread that made it); `saved` is the set it had before.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.saved) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

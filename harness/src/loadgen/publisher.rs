@@ -243,6 +243,8 @@ pub struct PacerReport {
     pub sent_in_window: u64,
     /// The same, per second of the window.
     pub sent_per_window: Vec<u64>,
+    /// Largest pacing lag (ns) per second of the window.
+    pub max_lag_per_window: Vec<u64>,
     /// Messages sent in total (warm-up included).
     pub sent_total: u64,
     /// Bytes still unsent when the pacer gave up draining (0 when everything went out).
@@ -254,11 +256,15 @@ pub struct PacerReport {
 
 /// Runs the schedule: sends every message due before the end of the measured window, then
 /// drains the backlogs until `drain_deadline_ns`.
+///
+/// `spin`: busy-wait the last microseconds before a deadline. Only when the pacer has a CPU of
+/// its own: a spinning SCHED_FIFO thread would take its CPU from the receivers sharing it.
 pub fn run_pacer(
     mut pubs: Vec<PublisherConn>,
     timeline: &Timeline,
     payload_bytes: usize,
     drain_deadline_ns: u64,
+    spin_allowed: bool,
 ) -> PacerReport {
     let mut errors = Vec::new();
     if let Err(e) = os::set_timer_slack_ns(1) {
@@ -283,6 +289,7 @@ pub fn run_pacer(
         pacing_lag: stats::pacing_histogram(),
         sent_in_window: 0,
         sent_per_window: vec![0; timeline.windows()],
+        max_lag_per_window: vec![0; timeline.windows()],
         sent_total: 0,
         unsent_bytes: 0,
         priority,
@@ -297,7 +304,7 @@ pub fn run_pacer(
         let seq = next_seq[k];
         let due = schedules[k].intended_ns(seq);
         let now = os::now_ns();
-        let margin = spin.margin_ns();
+        let margin = if spin_allowed { spin.margin_ns() } else { 0 };
         if due > now + margin {
             let wake = due - margin;
             if !poll_io(&mut pubs, wake - now, &mut errors) {
@@ -305,7 +312,7 @@ pub fn run_pacer(
             }
             continue;
         }
-        while os::now_ns() < due {
+        while spin_allowed && os::now_ns() < due {
             std::hint::spin_loop();
         }
         let actual = os::now_ns();
@@ -329,6 +336,8 @@ pub fn run_pacer(
             report.pacing_lag.saturating_record(actual - due);
             report.sent_in_window += 1;
             report.sent_per_window[window] += 1;
+            let lag = &mut report.max_lag_per_window[window];
+            *lag = (*lag).max(actual - due);
         }
     }
 

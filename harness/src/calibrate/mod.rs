@@ -1,0 +1,342 @@
+//! `fanbench calibrate`: the load generator's own ceiling, measured against the [`blaster`].
+//!
+//! The blaster runs where a server would (pinned to the server CPUs) and the load generator
+//! where it always runs, with the same code path as a real measurement: its publisher paces
+//! `PUB`s, the blaster turns each into `MSG`s to N subscribers, and the receivers time and
+//! sequence-check every one. The offered deliveries/s rise in steps (x [`STEP_FACTOR`]) until a
+//! step fails. A step fails on the load generator's side when it lost a message, fell behind
+//! its schedule, saturated its CPU, let its read delay p99 exceed [`READ_DELAY_P99_LIMIT_NS`],
+//! or received less than [`MIN_RECEIVED_SHARE`] of what was offered; and on the blaster's
+//! side when the blaster's CPU reached [`BLASTER_SATURATED`] of its cores. The ceiling is the
+//! highest offered load of a step that passed, and `ended_by` says which side stopped the
+//! climb: `blaster-saturated` means the ceiling is a lower bound (the load generator out-ran
+//! the cheapest possible server).
+
+pub mod blaster;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::loadgen::{self, LoadSpec, WindowHooks};
+use crate::metrics::procfs;
+use crate::run::PlacementArgs;
+use crate::server_proc::{free_local_addr, ServerCommand, ServerProcess, STOP_TIMEOUT};
+
+/// Each step offers this many times the previous one's deliveries/s.
+pub const STEP_FACTOR: f64 = 1.5;
+/// Read delay p99 above which a measurement counts as instrument-limited.
+pub const READ_DELAY_P99_LIMIT_NS: u64 = 200_000;
+/// A step must receive at least this share of the deliveries it offered.
+pub const MIN_RECEIVED_SHARE: f64 = 0.95;
+/// Share of its cores at which the blaster counts as saturated.
+pub const BLASTER_SATURATED: f64 = 0.95;
+/// First step's deliveries/s.
+const FIRST_STEP: f64 = 50_000.0;
+/// Highest deliveries/s ever offered.
+const MAX_DELIVERIES: f64 = 8_000_000.0;
+
+#[derive(clap::Args, Debug)]
+pub struct CalibrateArgs {
+    /// Subscriber connections the blaster fans out to.
+    #[arg(long, default_value_t = 100)]
+    pub subscribers: u32,
+    /// Payload sizes in bytes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "128,1024")]
+    pub payloads: Vec<usize>,
+    /// MSG frames per send of the blaster, comma-separated (1: one message per segment).
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    pub frames_per_send: Vec<usize>,
+    /// Measured seconds per step (after a 0.5 s warm-up).
+    #[arg(long, default_value_t = 1.5)]
+    pub step_s: f64,
+    /// Write the calibration as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+}
+
+/// One step of one configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub offered_deliveries_per_s: f64,
+    /// Deliveries received in the window by kernel receive time, per second.
+    pub received_per_s: f64,
+    pub lost: u64,
+    pub behind_schedule: bool,
+    pub loadgen_utilisation: f64,
+    pub loadgen_busiest_thread_utilisation: Option<f64>,
+    pub loadgen_saturated: bool,
+    pub read_delay_p99_us: Option<f64>,
+    pub blaster_utilisation: Option<f64>,
+    /// Why the step failed on the load generator's side; empty when it passed.
+    pub loadgen_faults: Vec<String>,
+    pub blaster_saturated: bool,
+}
+
+/// One (payload, frames per send) configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ceiling {
+    pub payload_bytes: usize,
+    pub frames_per_send: usize,
+    pub subscribers: u32,
+    /// Highest offered deliveries/s of a passing step; `None` when the first step failed.
+    pub ceiling_deliveries_per_s: Option<f64>,
+    /// `blaster-saturated` (the ceiling is a lower bound), `load-generator`, or `max-rate`.
+    pub ended_by: String,
+    pub steps: Vec<Step>,
+}
+
+/// What `calibrate` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    pub receive_path: String,
+    pub server_cpus: Vec<usize>,
+    pub client_cpus: Vec<usize>,
+    pub step_s: f64,
+    pub ceilings: Vec<Ceiling>,
+}
+
+impl Calibration {
+    /// The ceiling that applies to a result at `payload_bytes`: the lowest ceiling (over frames
+    /// per send) among the calibrated payloads at least that large, else the largest payload.
+    pub fn ceiling_for(&self, payload_bytes: usize) -> Option<(f64, &Ceiling)> {
+        let mut sizes: Vec<usize> = self.ceilings.iter().map(|c| c.payload_bytes).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let size = sizes
+            .iter()
+            .copied()
+            .find(|&s| s >= payload_bytes)
+            .or_else(|| sizes.last().copied())?;
+        self.ceilings
+            .iter()
+            .filter(|c| c.payload_bytes == size)
+            .filter_map(|c| c.ceiling_deliveries_per_s.map(|v| (v, c)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+    }
+}
+
+pub fn run(args: CalibrateArgs) -> Result<()> {
+    let calibration = calibrate(&args, &mut |line| eprintln!("{line}"))?;
+    for c in &calibration.ceilings {
+        println!(
+            "{:>5} B, {:>2} frames/send: ceiling {} ({})",
+            c.payload_bytes,
+            c.frames_per_send,
+            c.ceiling_deliveries_per_s
+                .map_or("none".to_string(), |v| format!("{:.0} deliveries/s", v)),
+            c.ended_by
+        );
+    }
+    if let Some(out) = &args.out {
+        let json = serde_json::to_string_pretty(&calibration)?;
+        std::fs::write(out, json).with_context(|| format!("writing {}", out.display()))?;
+        println!("calibration written to {}", out.display());
+    }
+    Ok(())
+}
+
+/// Runs every configuration; `progress` gets one line per step.
+pub fn calibrate(args: &CalibrateArgs, progress: &mut dyn FnMut(String)) -> Result<Calibration> {
+    if args.subscribers == 0 {
+        bail!("--subscribers must be at least 1");
+    }
+    if !(args.step_s > 0.0 && args.step_s.is_finite()) {
+        bail!("--step-s must be a positive number of seconds");
+    }
+    for &p in &args.payloads {
+        if p < loadgen::MIN_PAYLOAD_BYTES {
+            bail!(
+                "payload {p} B is below the load generator's {} B minimum",
+                loadgen::MIN_PAYLOAD_BYTES
+            );
+        }
+    }
+    if args.frames_per_send.contains(&0) {
+        bail!("--frames-per-send values must be at least 1");
+    }
+    let placement = args.placement.resolve()?;
+    let exe = std::env::current_exe().context("finding the fanbench executable")?;
+    let mut ceilings = Vec::new();
+    let mut receive_path = String::new();
+    for &payload in &args.payloads {
+        for &k in &args.frames_per_send {
+            let addr = free_local_addr()?;
+            let cmd = ServerCommand {
+                program: exe.clone(),
+                shown_as: Some("fanbench".into()),
+                args: vec![
+                    "blaster".into(),
+                    "--listen".into(),
+                    addr.to_string(),
+                    "--frames-per-send".into(),
+                    k.to_string(),
+                ],
+                env: Default::default(),
+                cpus: placement.server_cpus.clone(),
+                addr,
+            };
+            let log = std::env::temp_dir().join(format!("fanbench-blaster-{}.log", addr.port()));
+            let blaster = ServerProcess::start(&cmd, &log).context("starting the blaster")?;
+            let climbed = climb(
+                args,
+                payload,
+                k,
+                &blaster,
+                &placement.client_cpus,
+                placement.server_cpus.len(),
+                progress,
+                &mut receive_path,
+            );
+            let _ = blaster.stop(STOP_TIMEOUT);
+            let _ = std::fs::remove_file(&log);
+            ceilings.push(climbed?);
+        }
+    }
+    Ok(Calibration {
+        receive_path,
+        server_cpus: placement.server_cpus,
+        client_cpus: placement.client_cpus,
+        step_s: args.step_s,
+        ceilings,
+    })
+}
+
+struct BlasterCpu {
+    pid: u32,
+    start: Option<procfs::ProcCpu>,
+    end: Option<procfs::ProcCpu>,
+}
+
+impl WindowHooks for BlasterCpu {
+    fn measure_start(&mut self) {
+        self.start = procfs::read_cpu(self.pid).ok();
+    }
+    fn measure_end(&mut self) {
+        self.end = procfs::read_cpu(self.pid).ok();
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn climb(
+    args: &CalibrateArgs,
+    payload: usize,
+    k: usize,
+    blaster: &ServerProcess,
+    client_cpus: &[usize],
+    blaster_cores: usize,
+    progress: &mut dyn FnMut(String),
+    receive_path: &mut String,
+) -> Result<Ceiling> {
+    let mut steps = Vec::new();
+    let mut ceiling = None;
+    let mut offered = FIRST_STEP;
+    let ended_by = loop {
+        if offered > MAX_DELIVERIES {
+            break "max-rate";
+        }
+        let spec = LoadSpec {
+            target: blaster.addr(),
+            publishers: 1,
+            subscribers_per_publisher: args.subscribers,
+            rate_per_publisher: offered / f64::from(args.subscribers),
+            payload_bytes: payload,
+            warmup: Duration::from_millis(500),
+            duration: Duration::from_secs_f64(args.step_s),
+            slow_subscribers: 0,
+            slow_read_bytes_per_s: 0,
+            client_cpus: client_cpus.to_vec(),
+        };
+        let mut hooks = BlasterCpu {
+            pid: blaster.pid(),
+            start: None,
+            end: None,
+        };
+        let report = loadgen::run(&spec, &mut hooks)
+            .with_context(|| format!("calibration step at {offered:.0} deliveries/s"))?;
+        receive_path.clone_from(&report.receive_path.name);
+        let window_s = report.window_ns as f64 / 1e9;
+        let blaster_utilisation = match (hooks.start, hooks.end) {
+            (Some(a), Some(b)) => {
+                let ticks =
+                    (b.utime_ticks + b.stime_ticks).saturating_sub(a.utime_ticks + a.stime_ticks);
+                Some(
+                    ticks as f64
+                        / procfs::clock_ticks_per_second() as f64
+                        / window_s
+                        / blaster_cores as f64,
+                )
+            }
+            _ => None,
+        };
+        let received_per_s = report.received_in_window as f64 / window_s;
+        let read_delay_p99 =
+            (!report.read_delay.is_empty()).then(|| report.read_delay.value_at_quantile(0.99));
+        let mut faults = Vec::new();
+        if report.lost > 0 {
+            faults.push(format!("{} messages lost", report.lost));
+        }
+        if report.behind_schedule {
+            faults.push("behind schedule".into());
+        }
+        if report.loadgen_cpu.saturated {
+            faults.push("load generator CPU saturated".into());
+        }
+        if read_delay_p99.is_some_and(|d| d > READ_DELAY_P99_LIMIT_NS) {
+            faults.push(format!(
+                "read delay p99 {:.0} us",
+                read_delay_p99.unwrap_or(0) as f64 / 1e3
+            ));
+        }
+        if received_per_s < MIN_RECEIVED_SHARE * offered {
+            faults.push(format!(
+                "received {received_per_s:.0}/s of {offered:.0}/s offered"
+            ));
+        }
+        let blaster_saturated = blaster_utilisation.is_some_and(|u| u >= BLASTER_SATURATED);
+        progress(format!(
+            "calibrate {payload} B x{k}: {offered:>9.0} deliveries/s offered, {received_per_s:>9.0} received, load generator {:.0}% CPU, read delay p99 {}, blaster {}{}",
+            report.loadgen_cpu.utilisation * 100.0,
+            read_delay_p99.map_or("n/a".into(), |d| format!("{:.0} us", d as f64 / 1e3)),
+            blaster_utilisation.map_or("n/a".into(), |u| format!("{:.0}% CPU", u * 100.0)),
+            if faults.is_empty() { String::new() } else { format!(" -> {}", faults.join(", ")) },
+        ));
+        steps.push(Step {
+            offered_deliveries_per_s: offered,
+            received_per_s,
+            lost: report.lost,
+            behind_schedule: report.behind_schedule,
+            loadgen_utilisation: report.loadgen_cpu.utilisation,
+            loadgen_busiest_thread_utilisation: report.loadgen_cpu.busiest_thread_utilisation,
+            loadgen_saturated: report.loadgen_cpu.saturated,
+            read_delay_p99_us: read_delay_p99.map(|d| d as f64 / 1e3),
+            blaster_utilisation,
+            loadgen_faults: faults.clone(),
+            blaster_saturated,
+        });
+        if blaster_saturated {
+            // Whatever else went wrong, the server side was the limit first.
+            if faults.is_empty() {
+                ceiling = Some(offered);
+            }
+            break "blaster-saturated";
+        }
+        if !faults.is_empty() {
+            break "load-generator";
+        }
+        ceiling = Some(offered);
+        offered *= STEP_FACTOR;
+    };
+    Ok(Ceiling {
+        payload_bytes: payload,
+        frames_per_send: k,
+        subscribers: args.subscribers,
+        ceiling_deliveries_per_s: ceiling,
+        ended_by: ended_by.to_string(),
+        steps,
+    })
+}
