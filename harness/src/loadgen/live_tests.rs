@@ -363,6 +363,65 @@ fn server_stopped_for_500ms_shows_in_p99_and_max_latency() {
 }
 
 #[test]
+fn server_stopped_for_the_last_30_percent_of_the_window_shows_in_received_throughput() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = match NatsServer::start("") {
+        Ok(s) => s,
+        Err(reason) => return println!("SKIPPED: {reason}"),
+    };
+    let mut spec = spec(server.addr, 1, 10, 500.0, 256);
+    spec.duration = Duration::from_secs(3);
+    // Stopped from 2.1 s into the 3 s window until 0.4 s after it: what was due in the last
+    // 0.9 s is delivered after the window, so the window received ~70% of what was offered.
+    struct StopAtTheEnd<'a> {
+        server: &'a NatsServer,
+        stopper: Option<std::thread::JoinHandle<()>>,
+    }
+    impl WindowHooks for StopAtTheEnd<'_> {
+        fn measure_start(&mut self) {
+            let pid = self.server.child.id() as libc::pid_t;
+            self.stopper = Some(std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(2100));
+                // SAFETY: kill has no memory effects; `pid` is the test's live child.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+                std::thread::sleep(Duration::from_millis(1300));
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+            }));
+        }
+        fn measure_end(&mut self) {}
+    }
+    let mut hooks = StopAtTheEnd {
+        server: &server,
+        stopper: None,
+    };
+    let r = run(&spec, &mut hooks).expect("run completes");
+    if let Some(stopper) = hooks.stopper.take() {
+        stopper.join().expect("stopper thread");
+    }
+    describe(
+        "1x10 @ 500 msg/s, server stopped for the window's last 0.9 s",
+        &r,
+    );
+    assert_complete(&r, 1, 10, 1500);
+    if r.receive_path.ring_flags.is_none() {
+        return println!("SKIPPED the throughput check: no kernel receive timestamps here");
+    }
+    let share = r.received_in_window as f64 / r.expected as f64;
+    assert!(
+        (0.6..0.8).contains(&share),
+        "received in the window {} of {} offered ({share:.2})",
+        r.received_in_window,
+        r.expected
+    );
+    assert!(
+        r.latency.max() >= 1_000_000_000,
+        "max latency {} ns",
+        r.latency.max()
+    );
+}
+
+#[test]
 fn slow_subscriber_is_cut_without_costing_healthy_subscribers_a_message() {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // A small max_pending makes nats-server cut the trickling reader within a fraction of a second.

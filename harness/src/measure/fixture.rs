@@ -38,6 +38,7 @@ pub fn clean_report() -> LoadReport {
             max_latency_ns: None,
         },
         behind_schedule: false,
+        host_noise: Vec::new(),
         max_pacing_lag_ns: 5_000,
         pacer_priority: "SCHED_FIFO 1".into(),
         loadgen_cpu: CpuUsage {
@@ -50,6 +51,8 @@ pub fn clean_report() -> LoadReport {
             busiest_thread: Some("pacer".into()),
             thread_cpu_null_reason: None,
             saturated: false,
+            client_cpus: Vec::new(),
+            client_cpus_null_reason: None,
         },
         received_in_window: 2000,
         read_delay: histogram(&[1_000]),
