@@ -132,6 +132,9 @@ pub struct Window {
     pub expected: u64,
     /// Deliveries they produced.
     pub delivered: u64,
+    /// Deliveries (any due time) whose receive time fell in this second: what the server
+    /// actually delivered in it.
+    pub received: u64,
     /// Latency percentiles (ns) of those deliveries; `None` when there were none.
     pub latency_p50_ns: Option<u64>,
     pub latency_p99_ns: Option<u64>,
@@ -831,6 +834,7 @@ fn assemble(
                 sent: pacer.sent_per_window.get(i).copied().unwrap_or(0),
                 expected: window_expected,
                 delivered: acc.delivered,
+                received: acc.received,
                 latency_p50_ns: has.then(|| acc.latency.value_at_quantile(0.5)),
                 latency_p99_ns: has.then(|| acc.latency.value_at_quantile(0.99)),
                 latency_max_ns: has.then(|| acc.latency.max()),

@@ -34,6 +34,8 @@ pub fn window_histogram() -> Histogram<u64> {
 #[derive(Debug, Clone)]
 pub struct WindowAcc {
     pub delivered: u64,
+    /// Messages whose receive time fell in this second (any due time).
+    pub received: u64,
     pub latency: Histogram<u64>,
 }
 
@@ -41,12 +43,14 @@ impl WindowAcc {
     pub fn new() -> Self {
         Self {
             delivered: 0,
+            received: 0,
             latency: window_histogram(),
         }
     }
 
     pub fn merge(&mut self, other: &WindowAcc) {
         self.delivered += other.delivered;
+        self.received += other.received;
         merge(&mut self.latency, &other.latency);
     }
 }

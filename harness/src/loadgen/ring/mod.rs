@@ -629,8 +629,9 @@ fn record(
         ));
         return;
     };
-    if (timeline.window_start_ns..timeline.window_end_ns).contains(&received_ns) {
+    if let Some(w) = timeline.window_index(received_ns) {
         report.received_in_window += 1;
+        report.windows[w].received += 1;
     }
     let Some(window) = timeline.window_index(header.intended_ns) else {
         return;
