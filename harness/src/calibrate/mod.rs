@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::loadgen::{self, LoadSpec, WindowHooks};
 use crate::metrics::procfs;
-use crate::run::PlacementArgs;
+use crate::measure::PlacementArgs;
 use crate::server_proc::{free_local_addr, ServerCommand, ServerProcess, STOP_TIMEOUT};
 
 /// Each step offers this many times the previous one's deliveries/s.
