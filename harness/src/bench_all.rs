@@ -29,7 +29,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::measure::{measure, MeasureError, Placement, PlacementArgs, Row, QUICK};
+use crate::calibrate;
+use crate::measure::{instrument, measure, MeasureError, Placement, PlacementArgs, Row, QUICK};
 use crate::results::provenance::new_results_file;
 use crate::results::schema::{ResultsFile, Scenario, Skipped};
 use crate::results::terminal::print_result;
@@ -69,6 +70,9 @@ pub struct BenchAllArgs {
     /// Results directory: the run writes DIR/<run-id>/results.json (and logs/, charts).
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
+    /// Do not measure the load generator's ceiling first (results then carry no headroom).
+    #[arg(long)]
+    pub skip_calibration: bool,
     #[command(flatten)]
     pub overrides: WorkloadOverrides,
     #[command(flatten)]
@@ -149,7 +153,9 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
         .iter()
         .find(|s| s.name == crate::sweep::BENCH_ALL_WORKLOAD);
     let sweep_s = sweep_estimate_seconds(available.len(), swept, args.quick);
-    let total_s = estimate_seconds(available.len(), &scenarios) + sweep_s;
+    let calibration = (!args.skip_calibration).then(|| calibrate::Settings::bench_all(args.quick));
+    let calibration_s = calibration.as_ref().map_or(0.0, |c| c.estimate_seconds());
+    let total_s = estimate_seconds(available.len(), &scenarios) + sweep_s + calibration_s;
     eprintln!(
         "fanbench: {} rows x {} workloads, estimated {:.0} s; server CPUs {:?}, load generator \
          CPUs {:?}; writing {}",
@@ -161,6 +167,10 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
         suite.results_path.display()
     );
     let bar = progress_bar(total_s)?;
+    if let Some(settings) = &calibration {
+        suite.calibrate(settings, &bar);
+        bar.inc((calibration_s * 1000.0) as u64);
+    }
     for row in &available {
         suite.measure_row(*row, &bar)?;
     }
@@ -219,6 +229,31 @@ impl<'a> Suite<'a> {
             file,
             scenarios,
             placement,
+        }
+    }
+
+    /// Measures the load generator's ceiling before any row, so every result carries its
+    /// headroom. A calibration that fails is reported and the suite goes on without it.
+    fn calibrate(&mut self, settings: &calibrate::Settings, bar: &ProgressBar) {
+        bar.set_message("calibrating the load generator");
+        match calibrate::calibrate(settings, self.placement, &mut |line| bar.println(line)) {
+            Ok(calibration) => {
+                for c in &calibration.ceilings {
+                    bar.println(format!(
+                        "fanbench: load generator ceiling at {} B, {} frames/send: {} ({})",
+                        c.payload_bytes,
+                        c.frames_per_send,
+                        c.ceiling_deliveries_per_s
+                            .map_or("none".to_string(), |v| format!("{v:.0} deliveries/s")),
+                        c.ended_by
+                    ));
+                }
+                instrument::set_calibration(calibration.clone());
+                self.file.calibration = Some(calibration);
+            }
+            Err(e) => bar.println(format!(
+                "fanbench: calibration failed, results will carry no headroom: {e:#}"
+            )),
         }
     }
 
@@ -392,6 +427,7 @@ mod tests {
             runtimes: None,
             workloads: None,
             out: PathBuf::from("results"),
+            skip_calibration: false,
             overrides: WorkloadOverrides {
                 workloads_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads")),
                 ..overrides

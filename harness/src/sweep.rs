@@ -129,7 +129,49 @@ pub struct Sweep {
     pub max_sustainable: Measured<f64>,
     /// Why the sweep ended.
     pub stop_reason: String,
+    /// What ended it, in one word: the last step's `ended_by`, or `max-steps` (every step
+    /// sustained) or `error` (a step could not be measured).
+    pub ended_by: String,
+    /// Steps measured again because the first attempt was spoiled by host noise.
+    pub host_noise_retries: u32,
 }
+
+/// What stopped a step from being sustained, most fundamental first: `server-saturated` (its
+/// CPU at 95% of its cores or more: the server's own limit, whatever else went wrong),
+/// `instrument-limited` (headroom under 1.5 or read delay over its bound), `host-noise`
+/// (a pacing hiccup or latency spike while the host stole CPU), `load-generator` (the pacer
+/// fell behind or the load generator saturated), `loss`, `slo`.
+pub fn ended_by(result: &ScenarioResult, slo_p99_us: f64) -> Option<&'static str> {
+    if unsustained_reasons(result, slo_p99_us).is_empty() {
+        return None;
+    }
+    let reps = &result.repetitions;
+    let server_saturated = reps.iter().any(|r| {
+        r.server
+            .utilisation
+            .value()
+            .is_some_and(|&u| u >= SERVER_SATURATED)
+    });
+    let lg = |f: &dyn Fn(&crate::results::schema::LoadGenerator) -> bool| {
+        reps.iter().any(|r| f(&r.load_generator))
+    };
+    Some(if server_saturated {
+        "server-saturated"
+    } else if lg(&|l| l.instrument_limited) {
+        "instrument-limited"
+    } else if lg(&|l| !l.host_noise_windows.is_empty()) && result.summary.headline.lost == 0 {
+        "host-noise"
+    } else if lg(&|l| l.behind_schedule || l.saturated) {
+        "load-generator"
+    } else if result.summary.headline.lost > 0 {
+        "loss"
+    } else {
+        "slo"
+    })
+}
+
+/// Server CPU share of its cores at which a step counts as server-saturated.
+pub const SERVER_SATURATED: f64 = 0.95;
 
 /// One offered load.
 #[derive(Debug, Serialize)]
@@ -145,6 +187,8 @@ pub struct Step {
     /// load generator's pacer falling behind ([`only_the_pacer_fell_behind`]): that
     /// attempt's reasons. `result` is the second attempt.
     pub first_attempt_reasons: Option<Vec<String>>,
+    /// What kept this step from being sustained (see [`ended_by`]); null when it was.
+    pub ended_by: Option<String>,
     pub result: ScenarioResult,
 }
 
@@ -203,6 +247,8 @@ pub fn sweep_row(
 ) -> Sweep {
     let mut steps: Vec<Step> = Vec::new();
     let mut stop_reason = format!("reached {} steps, every one sustained", settings.max_steps);
+    let mut stopped_by = "max-steps".to_string();
+    let mut host_noise_retries = 0;
     let mut rate = settings.start_rate_per_publisher;
     for index in 0..settings.max_steps {
         let mut scenario = base.clone();
@@ -212,7 +258,11 @@ pub fn sweep_row(
         let mut first_attempt_reasons = None;
         let mut measured = measure(row, &scenario, placement, &step_log, &mut |_| {});
         if let Ok(first) = &measured {
-            if only_the_pacer_fell_behind(first) {
+            let noise = ended_by(first, settings.slo_p99_us) == Some("host-noise");
+            if noise {
+                host_noise_retries += 1;
+            }
+            if noise || only_the_pacer_fell_behind(first) {
                 first_attempt_reasons = Some(unsustained_reasons(first, settings.slo_p99_us));
                 let retry_log = log_dir.join(format!("sweep-step{index}-retry"));
                 measured = measure(row, &scenario, placement, &retry_log, &mut |_| {});
@@ -221,12 +271,17 @@ pub fn sweep_row(
         match measured {
             Ok(result) => {
                 let reasons = unsustained_reasons(&result, settings.slo_p99_us);
+                let step_ended_by = ended_by(&result, settings.slo_p99_us).map(str::to_string);
+                if let Some(what) = &step_ended_by {
+                    stopped_by.clone_from(what);
+                }
                 let step = Step {
                     rate_per_publisher: rate,
                     offered_msgs_per_s: load,
                     sustained: reasons.is_empty(),
                     unsustained_reasons: reasons.clone(),
                     first_attempt_reasons,
+                    ended_by: step_ended_by,
                     result,
                 };
                 on_step(&step);
@@ -241,10 +296,12 @@ pub fn sweep_row(
             }
             Err(MeasureError::Start(err)) => {
                 stop_reason = format!("server did not start: {err:#}");
+                stopped_by = "error".into();
                 break;
             }
             Err(MeasureError::Run(err)) => {
                 stop_reason = format!("step {index} at {load:.0} deliveries/s failed: {err:#}");
+                stopped_by = "error".into();
                 break;
             }
         }
@@ -265,6 +322,8 @@ pub fn sweep_row(
         }),
         steps,
         stop_reason,
+        ended_by: stopped_by,
+        host_noise_retries,
     }
 }
 
@@ -317,12 +376,13 @@ pub fn sweep_rows(
             )
         });
         eprintln!(
-            "fanbench:   {}: max sustainable {}; stopped: {}",
+            "fanbench:   {}: max sustainable {}; ended by {}: {}",
             row.name(),
             sweep
                 .max_sustainable
                 .value()
                 .map_or("none".to_string(), |m| format!("{m:.0} deliveries/s")),
+            sweep.ended_by,
             sweep.stop_reason
         );
         sweeps.push(sweep);
@@ -550,10 +610,13 @@ mod tests {
                     sustained: true,
                     unsustained_reasons: vec![],
                     first_attempt_reasons: None,
+                    ended_by: None,
                     result: r,
                 }],
                 max_sustainable: Measured::Value(250.0),
                 stop_reason: "reached 1 steps, every one sustained".into(),
+                ended_by: "max-steps".into(),
+                host_noise_retries: 0,
             }],
         };
         let dir = tempfile::tempdir().expect("tempdir");

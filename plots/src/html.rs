@@ -362,7 +362,7 @@ fn sweep_section(out: &mut String, sweep: &SweepDoc, charts: &[Chart]) {
     );
     out.push_str(
         "<table><tr><th class=\"l\">scenario</th><th class=\"l\">runtime</th><th>max sustainable (deliveries/s)</th>\
-         <th>steps</th><th class=\"l\" style=\"min-width:40em\">stopped because</th></tr>\n",
+         <th>steps</th><th class=\"l\">ended by</th><th class=\"l\" style=\"min-width:40em\">stopped because</th></tr>\n",
     );
     for s in &sweep.sweeps {
         let max = match crate::charts::sweep::max_label(s) {
@@ -378,10 +378,11 @@ fn sweep_section(out: &mut String, sweep: &SweepDoc, charts: &[Chart]) {
         };
         let _ = writeln!(
             out,
-            "<tr><td class=\"l\">{}</td>{}<td>{max}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            "<tr><td class=\"l\">{}</td>{}<td>{max}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
             escape(&s.scenario),
             runtime_cell(&s.runtime),
             s.steps.len(),
+            escape(s.ended_by.as_deref().unwrap_or("not recorded")),
             escape(s.stop_reason.as_deref().unwrap_or(""))
         );
     }

@@ -322,6 +322,10 @@ pub struct Sweep {
     pub max_sustainable_null_reason: Option<String>,
     #[serde(default)]
     pub stop_reason: Option<String>,
+    /// What ended the sweep in one word (`server-saturated`, `instrument-limited`, ...);
+    /// absent in sweeps written before it was recorded.
+    #[serde(default)]
+    pub ended_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -18,11 +18,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::loadgen::{self, LoadSpec, WindowHooks};
+use crate::measure::{Placement, PlacementArgs};
 use crate::metrics::procfs;
-use crate::measure::PlacementArgs;
 use crate::server_proc::{free_local_addr, ServerCommand, ServerProcess, STOP_TIMEOUT};
 
 /// Each step offers this many times the previous one's deliveries/s.
@@ -50,8 +50,11 @@ pub struct CalibrateArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,64")]
     pub frames_per_send: Vec<usize>,
     /// Measured seconds per step (after a 0.5 s warm-up).
-    #[arg(long, default_value_t = 1.5)]
+    #[arg(long, default_value_t = 1.0)]
     pub step_s: f64,
+    /// Each step offers this many times the previous step's deliveries/s.
+    #[arg(long, default_value_t = STEP_FACTOR)]
+    pub step_factor: f64,
     /// Write the calibration as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -59,8 +62,43 @@ pub struct CalibrateArgs {
     pub placement: PlacementArgs,
 }
 
+/// What to calibrate.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub subscribers: u32,
+    pub payloads: Vec<usize>,
+    pub frames_per_send: Vec<usize>,
+    pub step_s: f64,
+    pub step_factor: f64,
+}
+
+impl Settings {
+    /// The calibration bench-all runs first: the default workloads' small payloads at both
+    /// ends of how servers pack segments; quick mode takes shorter, coarser steps.
+    pub fn bench_all(quick: bool) -> Settings {
+        Settings {
+            subscribers: 100,
+            payloads: vec![128, 1024],
+            frames_per_send: vec![1, 64],
+            step_s: if quick { 0.5 } else { 1.0 },
+            step_factor: if quick { 2.0 } else { STEP_FACTOR },
+        }
+    }
+
+    /// Upper estimate of the seconds a calibration takes (for progress and budgets).
+    pub fn estimate_seconds(&self) -> f64 {
+        let steps = (MAX_DELIVERIES / FIRST_STEP).ln() / self.step_factor.ln();
+        // A climb ends at the load generator's or the blaster's limit, about 2/3 of the way up.
+        let per_config = (steps * 2.0 / 3.0).ceil() * (self.step_s + STEP_OVERHEAD_S);
+        per_config * (self.payloads.len() * self.frames_per_send.len()) as f64
+    }
+}
+
+/// Warm-up, connecting 100 subscribers and the drain after the window, per step.
+const STEP_OVERHEAD_S: f64 = 0.9;
+
 /// One step of one configuration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub offered_deliveries_per_s: f64,
     /// Deliveries received in the window by kernel receive time, per second.
@@ -78,7 +116,7 @@ pub struct Step {
 }
 
 /// One (payload, frames per send) configuration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ceiling {
     pub payload_bytes: usize,
     pub frames_per_send: usize,
@@ -91,7 +129,7 @@ pub struct Ceiling {
 }
 
 /// What `calibrate` measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     pub receive_path: String,
     pub server_cpus: Vec<usize>,
@@ -100,28 +138,16 @@ pub struct Calibration {
     pub ceilings: Vec<Ceiling>,
 }
 
-impl Calibration {
-    /// The ceiling that applies to a result at `payload_bytes`: the lowest ceiling (over frames
-    /// per send) among the calibrated payloads at least that large, else the largest payload.
-    pub fn ceiling_for(&self, payload_bytes: usize) -> Option<(f64, &Ceiling)> {
-        let mut sizes: Vec<usize> = self.ceilings.iter().map(|c| c.payload_bytes).collect();
-        sizes.sort_unstable();
-        sizes.dedup();
-        let size = sizes
-            .iter()
-            .copied()
-            .find(|&s| s >= payload_bytes)
-            .or_else(|| sizes.last().copied())?;
-        self.ceilings
-            .iter()
-            .filter(|c| c.payload_bytes == size)
-            .filter_map(|c| c.ceiling_deliveries_per_s.map(|v| (v, c)))
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-    }
-}
-
 pub fn run(args: CalibrateArgs) -> Result<()> {
-    let calibration = calibrate(&args, &mut |line| eprintln!("{line}"))?;
+    let settings = Settings {
+        subscribers: args.subscribers,
+        payloads: args.payloads.clone(),
+        frames_per_send: args.frames_per_send.clone(),
+        step_s: args.step_s,
+        step_factor: args.step_factor,
+    };
+    let placement = args.placement.resolve()?;
+    let calibration = calibrate(&settings, &placement, &mut |line| eprintln!("{line}"))?;
     for c in &calibration.ceilings {
         println!(
             "{:>5} B, {:>2} frames/send: ceiling {} ({})",
@@ -141,7 +167,11 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
 }
 
 /// Runs every configuration; `progress` gets one line per step.
-pub fn calibrate(args: &CalibrateArgs, progress: &mut dyn FnMut(String)) -> Result<Calibration> {
+pub fn calibrate(
+    args: &Settings,
+    placement: &Placement,
+    progress: &mut dyn FnMut(String),
+) -> Result<Calibration> {
     if args.subscribers == 0 {
         bail!("--subscribers must be at least 1");
     }
@@ -159,7 +189,9 @@ pub fn calibrate(args: &CalibrateArgs, progress: &mut dyn FnMut(String)) -> Resu
     if args.frames_per_send.contains(&0) {
         bail!("--frames-per-send values must be at least 1");
     }
-    let placement = args.placement.resolve()?;
+    if !(args.step_factor > 1.0 && args.step_factor.is_finite()) {
+        bail!("--step-factor must be a number above 1");
+    }
     let exe = std::env::current_exe().context("finding the fanbench executable")?;
     let mut ceilings = Vec::new();
     let mut receive_path = String::new();
@@ -199,8 +231,8 @@ pub fn calibrate(args: &CalibrateArgs, progress: &mut dyn FnMut(String)) -> Resu
     }
     Ok(Calibration {
         receive_path,
-        server_cpus: placement.server_cpus,
-        client_cpus: placement.client_cpus,
+        server_cpus: placement.server_cpus.clone(),
+        client_cpus: placement.client_cpus.clone(),
         step_s: args.step_s,
         ceilings,
     })
@@ -223,7 +255,7 @@ impl WindowHooks for BlasterCpu {
 
 #[allow(clippy::too_many_arguments)]
 fn climb(
-    args: &CalibrateArgs,
+    args: &Settings,
     payload: usize,
     k: usize,
     blaster: &ServerProcess,
@@ -329,7 +361,7 @@ fn climb(
             break "load-generator";
         }
         ceiling = Some(offered);
-        offered *= STEP_FACTOR;
+        offered *= args.step_factor;
     };
     Ok(Ceiling {
         payload_bytes: payload,

@@ -4,6 +4,7 @@
 //! repetition is recorded in the results ([`record`]), and the short timing of quick runs
 //! ([`QUICK`]).
 
+pub mod instrument;
 mod pair;
 mod placement;
 pub mod record;

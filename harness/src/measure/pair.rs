@@ -77,6 +77,7 @@ pub fn measure(
         addr,
         Some(pid),
         &placement.client_cpus,
+        Some(placement.server_cpus.len()),
         Some(&mut server),
         on_repetition,
     );
@@ -125,7 +126,7 @@ pub fn measure_external(
         client_cpus: client_cpus.to_vec(),
         server_pid: pid,
     };
-    let reps = run_repetitions(scenario, target, pid, client_cpus, None, &mut |_| {})?;
+    let reps = run_repetitions(scenario, target, pid, client_cpus, None, None, &mut |_| {})?;
     assemble_result(
         scenario,
         runtime_config,
@@ -167,6 +168,7 @@ fn run_repetitions(
     target: SocketAddr,
     pid: Option<u32>,
     client_cpus: &[usize],
+    server_cores: Option<usize>,
     mut server: Option<&mut ServerProcess>,
     on_repetition: &mut dyn FnMut(u32),
 ) -> anyhow::Result<Vec<Repetition>> {
@@ -193,7 +195,7 @@ fn run_repetitions(
         };
         let report = loadgen::run(&spec, &mut sampler)
             .with_context(|| format!("repetition {index} of {}", scenario.name))?;
-        let (server_metrics, server_headline) = sampler.finish(report.delivered);
+        let (server_metrics, server_headline) = sampler.finish(report.received_in_window);
         if let Some(server) = server.as_deref_mut() {
             if let Some(status) = server.exit_status()? {
                 bail!("the server exited during repetition {index} ({status})");
@@ -205,7 +207,11 @@ fn run_repetitions(
             &report,
             server_metrics,
             server_headline,
-            client_cpus,
+            record::RepetitionPlacement {
+                client_cpus,
+                server_cores,
+                payload_bytes: scenario.payload_bytes,
+            },
         )?);
         on_repetition(index);
     }

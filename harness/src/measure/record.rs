@@ -1,27 +1,74 @@
 //! A repetition as the results file records it: the load generator's report and the server's
 //! metrics, copied field by field into the results schema (units converted, validity attached).
 
-use super::validity::invalid_reasons;
+use super::instrument;
+use super::validity::{instrument_limits, invalid_reasons};
 use crate::loadgen::LoadReport;
 use crate::metrics::{ServerHeadline, NOTHING_DELIVERED};
 use crate::results::schema::{
-    Headline, Histograms, LoadGenerator, Measured, Repetition, ServerMetrics, SlowSubscribers,
-    WindowStats,
+    CpuShare, Headline, Histograms, LoadGenerator, Measured, Repetition, RxCounters, ServerMetrics,
+    SlowSubscribers, WindowStats,
 };
 use crate::results::write::{percentiles_us_from_ns, serialize_histogram};
+
+/// Where a repetition ran and what it carried, for the fields that depend on it.
+#[derive(Debug, Clone, Copy)]
+pub struct RepetitionPlacement<'a> {
+    pub client_cpus: &'a [usize],
+    /// Server CPUs (None: an external server whose CPUs are not ours to know).
+    pub server_cores: Option<usize>,
+    pub payload_bytes: usize,
+}
 
 /// The results' [`Repetition`] of one load-generator run.
 pub fn repetition(
     index: u32,
     started_at: String,
     report: &LoadReport,
-    server: ServerMetrics,
+    mut server: ServerMetrics,
     s: ServerHeadline,
-    client_cpus: &[usize],
+    placement: RepetitionPlacement<'_>,
 ) -> anyhow::Result<Repetition> {
+    let RepetitionPlacement {
+        client_cpus,
+        server_cores,
+        payload_bytes,
+    } = placement;
     let window_s = report.window_ns as f64 / 1e9;
     let us = |ns: u64| ns as f64 / 1000.0;
-    let invalid = invalid_reasons(report);
+    let throughput = if window_s > 0.0 {
+        report.received_in_window as f64 / window_s
+    } else {
+        0.0
+    };
+    let messages_per_receive = (report.rx.completions > 0).then(|| {
+        report.received_in_window.max(report.delivered) as f64 / report.rx.completions as f64
+    });
+    let ceiling = match instrument::calibration() {
+        None => Err("not calibrated in this invocation (bench-all calibrates first; see fanbench calibrate)".to_string()),
+        Some(cal) => instrument::ceiling(cal, payload_bytes, messages_per_receive),
+    };
+    let headroom = match &ceiling {
+        Ok((c, _)) if throughput > 0.0 => Measured::Value(c / throughput),
+        Ok(_) => Measured::null(NOTHING_DELIVERED),
+        Err(why) => Measured::null(why.clone()),
+    };
+    let invalid = invalid_reasons(report, headroom.value().copied());
+    let instrument_limited = !instrument_limits(report, headroom.value().copied()).is_empty();
+    server.utilisation = match (server_cores, server_cpu_s(&server)) {
+        (Some(cores), Some(cpu_s)) if cores > 0 && window_s > 0.0 => {
+            Measured::Value(cpu_s / window_s / cores as f64)
+        }
+        (None, _) | (Some(0), _) => {
+            Measured::null("the server's CPUs are not known (external server)")
+        }
+        _ => Measured::null(
+            server
+                .cpu_null_reason
+                .clone()
+                .unwrap_or_else(|| "server CPU time was not measured".into()),
+        ),
+    };
     let cpu = &report.loadgen_cpu;
     Ok(Repetition {
         index,
@@ -30,11 +77,7 @@ pub fn repetition(
         invalid_reasons: invalid,
         window_s,
         headline: Headline {
-            throughput_msgs_per_s: if window_s > 0.0 {
-                report.delivered as f64 / window_s
-            } else {
-                0.0
-            },
+            throughput_msgs_per_s: throughput,
             latency_us: Measured::from_option(percentiles_us_from_ns(&report.latency), || {
                 NOTHING_DELIVERED.to_string()
             }),
@@ -75,6 +118,9 @@ pub fn repetition(
                 latency_p50_us: w.latency_p50_ns.map(us),
                 latency_p99_us: w.latency_p99_ns.map(us),
                 latency_max_us: w.latency_max_ns.map(us),
+                received: w.received,
+                max_pacing_lag_us: us(w.max_pacing_lag_ns),
+                steal_max_share: w.steal_max_share,
             })
             .collect(),
         slow_subscribers: SlowSubscribers {
@@ -102,10 +148,59 @@ pub fn repetition(
             saturated: cpu.saturated,
             subscribers_with_loss: report.subscribers_with_loss,
             grace_s: report.grace_ns as f64 / 1e9,
+            receive_path: report.receive_path.name.clone(),
+            receive_ring_flags: report.receive_path.ring_flags.clone(),
+            receive_fallback_reason: report.receive_path.fallback_reason.clone(),
+            read_delay_us: Measured::from_option(
+                percentiles_us_from_ns(&report.read_delay),
+                || match &report.receive_path.ring_flags {
+                    Some(_) => NOTHING_DELIVERED.to_string(),
+                    None => "the readiness fallback has no kernel receive timestamps".to_string(),
+                },
+            ),
+            received_in_window: report.received_in_window,
+            cpu_us_per_msg: if !(cpu.user_s + cpu.sys_s).is_finite() {
+                Measured::null("the load generator's CPU time could not be read")
+            } else if report.received_in_window == 0 {
+                Measured::null(NOTHING_DELIVERED)
+            } else {
+                Measured::Value((cpu.user_s + cpu.sys_s) * 1e6 / report.received_in_window as f64)
+            },
+            client_cpu_shares: cpu
+                .client_cpus
+                .iter()
+                .map(|c| CpuShare {
+                    cpu: c.cpu,
+                    busy: c.busy,
+                    steal: c.steal,
+                })
+                .collect(),
+            messages_per_receive,
+            ceiling_deliveries_per_s: ceiling.as_ref().ok().map(|c| c.0),
+            ceiling_is_lower_bound: ceiling.as_ref().is_ok_and(|c| c.1),
+            headroom,
+            instrument_limited,
+            host_noise_windows: report.host_noise.clone(),
+            rx: RxCounters {
+                enters: report.rx.enters,
+                completions: report.rx.completions,
+                unstamped_completions: report.rx.unstamped_completions,
+                buffer_starvations: report.rx.buffer_starvations,
+                bytes: report.rx.bytes,
+            },
         },
         server,
         errors: report.errors.clone(),
     })
+}
+
+/// Server CPU seconds in the window: task-clock when measured, else /proc user + sys.
+fn server_cpu_s(server: &ServerMetrics) -> Option<f64> {
+    server
+        .cpu_task_clock_s
+        .value()
+        .copied()
+        .or_else(|| Some(server.cpu_user_s? + server.cpu_sys_s?))
 }
 
 #[cfg(test)]
@@ -126,7 +221,11 @@ mod tests {
             &report,
             server,
             headline,
-            &[1],
+            RepetitionPlacement {
+                client_cpus: &[1],
+                server_cores: Some(1),
+                payload_bytes: 128,
+            },
         )
         .expect("repetition");
         assert!(!rep.valid);

@@ -184,6 +184,7 @@ impl ServerSampler {
                 method,
             },
             sqes: sqes.into(),
+            utilisation: Measured::null("the server CPUs are not known here"),
         };
         let headline = ServerHeadline {
             syscalls_per_msg,

@@ -21,5 +21,6 @@ pub fn new_results_file(started: SystemTime, runtimes: Vec<RuntimeInfo>) -> Resu
         runtimes,
         results: Vec::new(),
         skipped: Vec::new(),
+        calibration: None,
     }
 }

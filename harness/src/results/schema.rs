@@ -32,6 +32,10 @@ mod fields {
         cpu_task_clock => "cpu_task_clock_s", "cpu_task_clock_null_reason",
         sqes,
         syscalls_total => "total", "null_reason",
+        read_delay_us,
+        loadgen_cpu_us_per_msg => "cpu_us_per_msg", "cpu_us_per_msg_null_reason",
+        headroom,
+        server_utilisation => "utilisation", "utilisation_null_reason",
     }
 }
 
@@ -59,6 +63,10 @@ pub struct ResultsFile {
     /// (scenario, runtime) pairs that were requested but not measured, with the reason.
     #[serde(default)]
     pub skipped: Vec<Skipped>,
+    /// The load generator's measured ceiling (`fanbench calibrate`), run before the suite;
+    /// null when this run did not calibrate.
+    #[serde(default)]
+    pub calibration: Option<crate::calibrate::Calibration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,6 +291,15 @@ pub struct WindowStats {
     pub latency_p50_us: Option<f64>,
     pub latency_p99_us: Option<f64>,
     pub latency_max_us: Option<f64>,
+    /// Deliveries (any due time) whose receive time fell in this second.
+    #[serde(default)]
+    pub received: u64,
+    /// Largest pacing lag of a message due in this second.
+    #[serde(default)]
+    pub max_pacing_lag_us: f64,
+    /// Highest share of any CPU the host stole in this second (null: /proc/stat unreadable).
+    #[serde(default)]
+    pub steal_max_share: Option<f64>,
 }
 
 /// What the slow subscribers saw (excluded from every healthy figure).
@@ -328,6 +345,71 @@ pub struct LoadGenerator {
     pub subscribers_with_loss: u32,
     /// How long the load generator waited after the window for in-flight messages.
     pub grace_s: f64,
+    /// Which receive path the healthy subscribers ran on, the io_uring setup flags it got, and
+    /// why the io_uring path did not run when it did not.
+    #[serde(default)]
+    pub receive_path: String,
+    #[serde(default)]
+    pub receive_ring_flags: Option<String>,
+    #[serde(default)]
+    pub receive_fallback_reason: Option<String>,
+    /// Read time - kernel receive time per message: the instrument's own lag. Null on the
+    /// readiness path (no kernel receive time).
+    #[serde(flatten, with = "fields::read_delay_us")]
+    pub read_delay_us: Measured<Percentiles>,
+    /// Messages (healthy subscribers, any due time) whose kernel receive time fell in the
+    /// window: the throughput numerator.
+    #[serde(default)]
+    pub received_in_window: u64,
+    /// Load generator process CPU (user + sys) in the window / messages received in it.
+    #[serde(flatten, with = "fields::loadgen_cpu_us_per_msg")]
+    pub cpu_us_per_msg: Measured<f64>,
+    /// Busy and steal share of each client CPU over the window (`/proc/stat`).
+    #[serde(default)]
+    pub client_cpu_shares: Vec<CpuShare>,
+    /// Messages per receive completion (how many messages a server packs per segment, as the
+    /// load generator saw it); null on the readiness path.
+    #[serde(default)]
+    pub messages_per_receive: Option<f64>,
+    /// The calibrated ceiling (deliveries/s) that applies to this result, and whether it is
+    /// only a lower bound (the blaster saturated before the load generator did).
+    #[serde(default)]
+    pub ceiling_deliveries_per_s: Option<f64>,
+    #[serde(default)]
+    pub ceiling_is_lower_bound: bool,
+    /// Ceiling / throughput.
+    #[serde(flatten, with = "fields::headroom")]
+    pub headroom: Measured<f64>,
+    /// Headroom below 1.5 or read delay p99 above 200 us: the instrument may have limited
+    /// this result (it is then also invalid).
+    #[serde(default)]
+    pub instrument_limited: bool,
+    /// Seconds of the window whose pacing hiccup or latency spike coincided with host steal.
+    #[serde(default)]
+    pub host_noise_windows: Vec<u32>,
+    /// The io_uring receive path's counters in the whole run.
+    #[serde(default)]
+    pub rx: RxCounters,
+}
+
+/// One CPU's share of busy and stolen time over an interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CpuShare {
+    pub cpu: usize,
+    pub busy: f64,
+    pub steal: f64,
+}
+
+/// The io_uring receive path's counters (all zero on the readiness path).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RxCounters {
+    pub enters: u64,
+    pub completions: u64,
+    /// Completions without a kernel receive timestamp (timed at read instead).
+    pub unstamped_completions: u64,
+    /// Times every provided buffer was in use and a receive had to be re-armed.
+    pub buffer_starvations: u64,
+    pub bytes: u64,
 }
 
 /// Server-side measurements, sampled at the load generator's window boundaries.
@@ -349,6 +431,10 @@ pub struct ServerMetrics {
     /// `io_uring:io_uring_submit_req` events in the window.
     #[serde(flatten, with = "fields::sqes")]
     pub sqes: Measured<u64>,
+    /// Server CPU seconds in the window / (window x server CPUs): 0.95 and above is a server
+    /// that saturated its own cores.
+    #[serde(flatten, with = "fields::server_utilisation")]
+    pub utilisation: Measured<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

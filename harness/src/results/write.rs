@@ -180,6 +180,7 @@ mod tests {
                 runtime: "nats-server".into(),
                 reason: "not installed".into(),
             }],
+            calibration: None,
         };
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub/results.json");
