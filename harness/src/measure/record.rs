@@ -2,7 +2,7 @@
 //! metrics, copied field by field into the results schema (units converted, validity attached).
 
 use super::instrument;
-use super::validity::{instrument_limits, invalid_reasons};
+use super::validity::{instrument_limits, invalid_reasons, read_delay_over_bound};
 use crate::loadgen::LoadReport;
 use crate::metrics::{ServerHeadline, NOTHING_DELIVERED};
 use crate::results::schema::{
@@ -54,7 +54,7 @@ pub fn repetition(
         Err(why) => Measured::null(why.clone()),
     };
     let invalid = invalid_reasons(report, headroom.value().copied());
-    let instrument_limited = !instrument_limits(report, headroom.value().copied()).is_empty();
+    let instrument_limited = !instrument_limits(headroom.value().copied()).is_empty();
     server.utilisation = match (server_cores, server_cpu_s(&server)) {
         (Some(cores), Some(cpu_s)) if cores > 0 && window_s > 0.0 => {
             Measured::Value(cpu_s / window_s / cores as f64)
@@ -180,6 +180,7 @@ pub fn repetition(
             ceiling_is_lower_bound: ceiling.as_ref().is_ok_and(|c| c.1),
             headroom,
             instrument_limited,
+            read_delay_over_bound: read_delay_over_bound(report),
             host_noise_windows: report.host_noise.clone(),
             rx: RxCounters {
                 enters: report.rx.enters,

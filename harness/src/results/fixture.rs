@@ -112,6 +112,7 @@ pub fn rep(index: u32, throughput: f64, latency: f64, syscalls: Option<f64>) -> 
             ceiling_is_lower_bound: false,
             headroom: Measured::Value(5000.0),
             instrument_limited: false,
+            read_delay_over_bound: false,
             host_noise_windows: Vec::new(),
             rx: RxCounters::default(),
         },

@@ -380,10 +380,13 @@ pub struct LoadGenerator {
     /// Ceiling / throughput.
     #[serde(flatten, with = "fields::headroom")]
     pub headroom: Measured<f64>,
-    /// Headroom below 1.5 or read delay p99 above 200 us: the instrument may have limited
-    /// this result (it is then also invalid).
+    /// Headroom below 1.5: the instrument may have limited this result (it is then invalid).
     #[serde(default)]
     pub instrument_limited: bool,
+    /// Read delay p99 above 200 us: the load generator read late. A flag, not an invalidation
+    /// (latency comes from kernel receive stamps; results/README.md says why).
+    #[serde(default)]
+    pub read_delay_over_bound: bool,
     /// Seconds of the window whose pacing hiccup or latency spike coincided with host steal.
     #[serde(default)]
     pub host_noise_windows: Vec<u32>,

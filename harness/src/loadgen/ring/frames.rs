@@ -143,16 +143,16 @@ impl FrameParser {
                     }
                 }
                 State::Trailer(left) => {
-                    let expected: &[u8] = if left == 2 { b"\r\n" } else { b"\n" };
-                    let n = (left as usize).min(data.len());
-                    if data[..n] != expected[..n] {
+                    // Byte by byte: a two-byte slice comparison would be a memcmp call.
+                    let want = if left == 2 { b'\r' } else { b'\n' };
+                    if data[0] != want {
                         bail!("a message payload from the server is not followed by CRLF");
                     }
-                    data = &data[n..];
-                    self.state = if n == left as usize {
+                    data = &data[1..];
+                    self.state = if left == 1 {
                         State::Line
                     } else {
-                        State::Trailer(left - n as u8)
+                        State::Trailer(left - 1)
                     };
                 }
             }
@@ -164,6 +164,12 @@ impl FrameParser {
     /// and report their frame once the prefix has been read.
     fn control(&mut self, line: &[u8]) -> Result<Option<Frame>> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // The common case first, without searching for the verb's end.
+        if let [b'M', b'S', b'G', b' ', ..] = line {
+            let len = last_number(line)?;
+            self.begin_body(0, len);
+            return Ok(None);
+        }
         let verb_end = memchr::memchr(b' ', line).unwrap_or(line.len());
         let verb = &line[..verb_end];
         if verb.eq_ignore_ascii_case(b"MSG") {
