@@ -236,10 +236,18 @@ impl<'a> Suite<'a> {
     /// headroom. A calibration that fails is reported and the suite goes on without it.
     fn calibrate(&mut self, settings: &calibrate::Settings, bar: &ProgressBar) {
         bar.set_message("calibrating the load generator");
-        match calibrate::calibrate(settings, self.placement, &mut |line| bar.println(line)) {
+        // A hidden bar (no terminal) drops println: the lines then go to stderr directly.
+        let say = |line: String| {
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        };
+        match calibrate::calibrate(settings, self.placement, &mut |line| say(line)) {
             Ok(calibration) => {
                 for c in &calibration.ceilings {
-                    bar.println(format!(
+                    say(format!(
                         "fanbench: load generator ceiling at {} B, {} frames/send: {} ({})",
                         c.payload_bytes,
                         c.frames_per_send,
@@ -251,7 +259,7 @@ impl<'a> Suite<'a> {
                 instrument::set_calibration(calibration.clone());
                 self.file.calibration = Some(calibration);
             }
-            Err(e) => bar.println(format!(
+            Err(e) => say(format!(
                 "fanbench: calibration failed, results will carry no headroom: {e:#}"
             )),
         }

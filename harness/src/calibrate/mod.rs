@@ -133,6 +133,10 @@ pub struct Ceiling {
     pub ceiling_deliveries_per_s: Option<f64>,
     /// `blaster-saturated` (the ceiling is a lower bound), `load-generator`, or `max-rate`.
     pub ended_by: String,
+    /// Steps measured again because the only fault was the pacer falling behind (every
+    /// attempt is in `steps`).
+    #[serde(default)]
+    pub pacer_retries: u32,
     pub steps: Vec<Step>,
 }
 
@@ -279,6 +283,8 @@ fn climb(
     let mut steps = Vec::new();
     let mut ceiling = None;
     let mut offered = args.first_step;
+    let mut retried = false;
+    let mut pacer_retries = 0;
     let ended_by = loop {
         if offered > MAX_DELIVERIES {
             break "max-rate";
@@ -367,11 +373,19 @@ fn climb(
             }
             break "blaster-saturated";
         }
+        // A pacing hiccup alone (on a shared VM usually the host, not the load generator) gets
+        // one more attempt at the same load, as a sweep step does.
+        if faults.len() == 1 && report.behind_schedule && !retried {
+            retried = true;
+            pacer_retries += 1;
+            continue;
+        }
         if !faults.is_empty() {
             break "load-generator";
         }
         ceiling = Some(offered);
         offered *= args.step_factor;
+        retried = false;
     };
     Ok(Ceiling {
         payload_bytes: payload,
@@ -379,6 +393,7 @@ fn climb(
         subscribers: args.subscribers,
         ceiling_deliveries_per_s: ceiling,
         ended_by: ended_by.to_string(),
+        pacer_retries,
         steps,
     })
 }

@@ -272,6 +272,7 @@ pub struct RxSummary {
     pub unstamped_completions: u64,
     pub buffer_starvations: u64,
     pub bytes: u64,
+    pub messages: u64,
 }
 
 /// Called at the instants the measured window begins and ends, so that server-side counters
@@ -788,6 +789,7 @@ fn assemble(
         rx.unstamped_completions += r.rx.unstamped_completions;
         rx.buffer_starvations += r.rx.buffer_starvations;
         rx.bytes += r.rx.bytes;
+        rx.messages += r.rx.messages;
         stats::merge(&mut latency, &r.latency);
         stats::merge(&mut service_latency, &r.service_latency);
         for (into, from) in windows.iter_mut().zip(&r.windows) {

@@ -98,6 +98,7 @@ mod tests {
             subscribers: 100,
             ceiling_deliveries_per_s: v,
             ended_by: ended_by.into(),
+            pacer_retries: 0,
             steps: Vec::new(),
         };
         Calibration {

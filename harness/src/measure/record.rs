@@ -41,9 +41,8 @@ pub fn repetition(
     } else {
         0.0
     };
-    let messages_per_receive = (report.rx.completions > 0).then(|| {
-        report.received_in_window.max(report.delivered) as f64 / report.rx.completions as f64
-    });
+    let messages_per_receive = (report.rx.completions > 0)
+        .then(|| report.rx.messages as f64 / report.rx.completions as f64);
     let ceiling = match instrument::calibration() {
         None => Err("not calibrated in this invocation (bench-all calibrates first; see fanbench calibrate)".to_string()),
         Some(cal) => instrument::ceiling(cal, payload_bytes, messages_per_receive),
@@ -188,6 +187,7 @@ pub fn repetition(
                 unstamped_completions: report.rx.unstamped_completions,
                 buffer_starvations: report.rx.buffer_starvations,
                 bytes: report.rx.bytes,
+                messages: report.rx.messages,
             },
         },
         server,

@@ -9,8 +9,16 @@ use crate::loadgen::LoadReport;
 pub fn invalid_reasons(report: &LoadReport, headroom: Option<f64>) -> Vec<String> {
     let mut reasons = instrument_limits(headroom);
     if report.behind_schedule {
+        let noise = if report.host_noise.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the host stole CPU in second(s) {:?} of the window: host noise",
+                report.host_noise
+            )
+        };
         reasons.push(format!(
-            "load generator behind schedule (pacing lag p99 {:.0} us, max {:.0} us)",
+            "load generator behind schedule (pacing lag p99 {:.0} us, max {:.0} us{noise})",
             report.pacing_lag.value_at_quantile(0.99) as f64 / 1000.0,
             report.max_pacing_lag_ns as f64 / 1000.0
         ));

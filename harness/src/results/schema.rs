@@ -413,6 +413,9 @@ pub struct RxCounters {
     /// Times every provided buffer was in use and a receive had to be re-armed.
     pub buffer_starvations: u64,
     pub bytes: u64,
+    /// `MSG` frames parsed over the whole run (warm-up and drain included).
+    #[serde(default)]
+    pub messages: u64,
 }
 
 /// Server-side measurements, sampled at the load generator's window boundaries.

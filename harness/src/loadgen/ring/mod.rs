@@ -292,6 +292,8 @@ pub struct RxCounters {
     /// Times a receive ended because every provided buffer was in use (re-armed at once).
     pub buffer_starvations: u64,
     pub bytes: u64,
+    /// `MSG` frames parsed (whole run, any due time).
+    pub messages: u64,
     pub ring_flags: String,
 }
 
@@ -586,6 +588,7 @@ fn handle_data(
         }
         Frame::Pong | Frame::Ok | Frame::Info => {}
     });
+    report.rx.messages += messages;
     if messages > 0 {
         report
             .read_delay
