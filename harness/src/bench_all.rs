@@ -17,6 +17,10 @@
 //! - `--quick`: 1 rep x (0.25 s + 1 s + 0.4 s) + 0.9 s = 2.55 s per pair, x 60 = 153 s; sweep at
 //!   most 3 steps x (0.9 s + 0.25 s + 1 s + 0.4 s) = 7.65 s per row, x 10 = 76.5 s; total
 //!   230 s = 3.8 min (< 4 min). The sweep usually stops early (p99 over its SLO).
+//! - before either, the load generator's calibration (`calibrate::Settings::bench_all`,
+//!   estimated by `Settings::estimate_seconds`): 4 climbs of at most 9 steps x (1 s + 0.9 s)
+//!   = 68 s (`--quick`: at most 5 steps x (0.5 s + 0.9 s), 28 s); `--skip-calibration` drops
+//!   it, and the results then carry no headroom.
 //!
 //! The durations live in the workload files (default), in [`QUICK`] (quick) and in
 //! `sweep::Settings` (`step_timing`, `bench_all`); the estimate printed before the run uses the

@@ -80,6 +80,8 @@ pub const PACING_MAX_LIMIT_NS: u64 = 10_000_000;
 /// Share of the client cores (or of one core, for a single thread) above which the load
 /// generator counts as saturated.
 pub const SATURATION_UTILISATION: f64 = 0.9;
+/// Share of its CPU the pacer may busy-wait away when it shares that CPU with receivers.
+pub const PACER_SPIN_SHARE: f64 = 0.05;
 /// Shortest and longest grace period after the window for in-flight messages.
 pub const GRACE_MIN: Duration = Duration::from_secs(1);
 pub const GRACE_MAX: Duration = Duration::from_secs(10);
@@ -493,7 +495,11 @@ fn drive(
     let pacer_timeline = timeline.clone();
     let pacer_shared = Arc::clone(shared);
     let payload_bytes = spec.payload_bytes;
-    let pacer_spins = spec.client_cpus.len() >= 3;
+    let pacer_spin_share = if spec.client_cpus.len() >= 3 {
+        1.0
+    } else {
+        PACER_SPIN_SHARE
+    };
     // The pacer stays alive until the window's end has been sampled, so that its CPU time can
     // still be read from /proc (a thread that exited has no entry there).
     let (release_pacer, pacer_released) = mpsc::channel::<()>();
@@ -509,7 +515,7 @@ fn drive(
                 &pacer_timeline,
                 payload_bytes,
                 drain_deadline_ns,
-                pacer_spins,
+                pacer_spin_share,
             );
             if let Err(e) = pinned {
                 report.errors.push(format!("pacer: {e:#}"));

@@ -257,14 +257,18 @@ pub struct PacerReport {
 /// Runs the schedule: sends every message due before the end of the measured window, then
 /// drains the backlogs until `drain_deadline_ns`.
 ///
-/// `spin`: busy-wait the last microseconds before a deadline. Only when the pacer has a CPU of
-/// its own: a spinning SCHED_FIFO thread would take its CPU from the receivers sharing it.
+/// `spin_share`: the largest share of its CPU the pacer may spend busy-waiting before
+/// deadlines (1.0 when it has a CPU of its own). A timed wake-up alone is late by its
+/// wake-up latency (about 100 us on a VM), which would enter every latency; spinning the
+/// whole margin at every message would take the CPU from the receivers sharing it. So the
+/// margin is capped at `spin_share / total rate`: the full adaptive margin at the rates of the
+/// default workloads, a few microseconds at tens of thousands of messages per second.
 pub fn run_pacer(
     mut pubs: Vec<PublisherConn>,
     timeline: &Timeline,
     payload_bytes: usize,
     drain_deadline_ns: u64,
-    spin_allowed: bool,
+    spin_share: f64,
 ) -> PacerReport {
     let mut errors = Vec::new();
     if let Err(e) = os::set_timer_slack_ns(1) {
@@ -285,6 +289,12 @@ pub fn run_pacer(
         .collect();
     let mut next_seq = vec![0u64; pubs.len()];
     let mut spin = SpinMargin::new();
+    let total_rate: f64 = schedules.iter().map(Schedule::rate).sum();
+    let spin_cap_ns = if total_rate > 0.0 {
+        (spin_share * 1e9 / total_rate) as u64
+    } else {
+        u64::MAX
+    };
     let mut report = PacerReport {
         pacing_lag: stats::pacing_histogram(),
         sent_in_window: 0,
@@ -304,7 +314,7 @@ pub fn run_pacer(
         let seq = next_seq[k];
         let due = schedules[k].intended_ns(seq);
         let now = os::now_ns();
-        let margin = if spin_allowed { spin.margin_ns() } else { 0 };
+        let margin = spin.margin_ns().min(spin_cap_ns);
         if due > now + margin {
             let wake = due - margin;
             if !poll_io(&mut pubs, wake - now, &mut errors) {
@@ -312,7 +322,7 @@ pub fn run_pacer(
             }
             continue;
         }
-        while spin_allowed && os::now_ns() < due {
+        while os::now_ns() < due {
             std::hint::spin_loop();
         }
         let actual = os::now_ns();

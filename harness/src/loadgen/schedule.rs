@@ -17,6 +17,11 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// Messages per second.
+    pub fn rate(&self) -> f64 {
+        1e9 / self.period_ns
+    }
+
     /// A schedule of `rate` messages per second starting at `start_ns`.
     pub fn new(start_ns: u64, rate: f64) -> Result<Self> {
         ensure!(

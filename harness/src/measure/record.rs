@@ -52,8 +52,14 @@ pub fn repetition(
         Ok(_) => Measured::null(NOTHING_DELIVERED),
         Err(why) => Measured::null(why.clone()),
     };
-    let invalid = invalid_reasons(report, headroom.value().copied());
-    let instrument_limited = !instrument_limits(headroom.value().copied()).is_empty();
+    // A headroom from a lower-bound ceiling (the blaster saturated before the load generator)
+    // is itself a lower bound: it cannot show that the instrument limited the result.
+    let decisive_headroom = match &ceiling {
+        Ok((_, false)) => headroom.value().copied(),
+        _ => None,
+    };
+    let invalid = invalid_reasons(report, decisive_headroom);
+    let instrument_limited = !instrument_limits(decisive_headroom).is_empty();
     server.utilisation = match (server_cores, server_cpu_s(&server)) {
         (Some(cores), Some(cpu_s)) if cores > 0 && window_s > 0.0 => {
             Measured::Value(cpu_s / window_s / cores as f64)

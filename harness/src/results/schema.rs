@@ -380,7 +380,9 @@ pub struct LoadGenerator {
     /// Ceiling / throughput.
     #[serde(flatten, with = "fields::headroom")]
     pub headroom: Measured<f64>,
-    /// Headroom below 1.5: the instrument may have limited this result (it is then invalid).
+    /// Headroom below 1.5 from a ceiling that is not a lower bound: the instrument may have
+    /// limited this result (it is then invalid). A headroom derived from a lower-bound ceiling
+    /// is a lower bound too and never sets this.
     #[serde(default)]
     pub instrument_limited: bool,
     /// Read delay p99 above 200 us: the load generator read late. A flag, not an invalidation
