@@ -12,6 +12,11 @@ bench RUNTIME WORKLOAD="seed-5x5" *ARGS:
     cargo build --release -p fanbench
     ./target/release/fanbench run --runtime {{RUNTIME}} --workload {{WORKLOAD}} {{ARGS}}
 
+# The load generator's own ceiling against a minimal fan-out server, e.g. `just calibrate --payloads 128`
+calibrate *ARGS:
+    cargo build --release -p fanbench
+    ./target/release/fanbench calibrate {{ARGS}}
+
 # --- serve / test (lead) ---
 
 # Serve the broker on one runtime row, e.g. `just serve uring --threads 2`

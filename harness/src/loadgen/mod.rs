@@ -18,11 +18,16 @@
 //!
 //! # Threads
 //!
-//! One subscriber thread per client CPU (a Tokio current-thread runtime, pinned; subscribers
-//! are dealt round-robin across them, see [`subscriber`]) and one pacer thread for all
-//! publishers, pinned to the first client CPU, with 1 ns timer slack and SCHED_FIFO priority 1
-//! where permitted (the report says which it got). The calling thread only sleeps until the
-//! window's edges, runs the hooks and samples CPU.
+//! One receiver thread per client CPU for the healthy subscribers (dealt round-robin), each on
+//! its own io_uring ([`ring`]); when this kernel cannot run that path (probed once per run) the
+//! same threads run the Tokio readiness path instead ([`subscriber`]), and the report says
+//! which ran. Slow subscribers, trickle readers that need no speed, share one Tokio thread on
+//! the first client CPU. One pacer thread sends for all publishers, pinned to the first client
+//! CPU (to a CPU of its own with three or more client CPUs), with 1 ns timer slack and
+//! SCHED_FIFO priority 1 where permitted (the report says which it got); it busy-waits before
+//! a deadline only within [`PACER_SPIN_SHARE`] of its CPU when receivers share it. The
+//! calling thread is confined to the client CPUs for the run; it sleeps until each second of
+//! the window (sampling `/proc/stat` for host steal), runs the hooks and samples CPU.
 //!
 //! On a kernel with `PREEMPT_NONE` (this project's VM) even a SCHED_FIFO thread can wake
 //! several milliseconds late while another process on its CPU is inside a long system call;
@@ -34,7 +39,12 @@
 //! lag: 1 ns .. 60 s, 3 significant digits; larger values are clamped to 60 s).
 //!
 //! - latency = receive time - intended send time; service latency = receive time - actual send
-//!   time; pacing lag = actual - intended send time. CLOCK_MONOTONIC everywhere (one host).
+//!   time; pacing lag = actual - intended send time. CLOCK_MONOTONIC everywhere (one host);
+//!   the receive time is the kernel's receive stamp on the io_uring path ([`ring`]), the read
+//!   time on the fallback. Read delay = read time - kernel receive time.
+//! - received in the window = healthy subscribers' messages (any due time) whose receive time
+//!   falls in the window: the throughput numerator, and the divisor of every per-message
+//!   figure.
 //! - delivered = `MSG`s received by healthy subscribers for messages due in the window
 //!   (duplicates included); expected = messages due in the window x the healthy subscribers of
 //!   their publisher; lost = expected - distinct messages received; see [`seq::SeqTracker`] for
@@ -111,8 +121,9 @@ pub struct LoadSpec {
     pub slow_subscribers: u32,
     /// Read rate of each slow subscriber (0: never reads after subscribing).
     pub slow_read_bytes_per_s: u64,
-    /// CPUs the load generator's threads are pinned to: one subscriber thread per CPU, the pacer
-    /// on the first. Empty: one subscriber thread, nothing pinned.
+    /// CPUs the load generator's threads are pinned to: one receiver thread per CPU, the pacer
+    /// on the first (on its own with three or more). Empty: one receiver thread, nothing
+    /// pinned.
     pub client_cpus: Vec<usize>,
 }
 
