@@ -57,6 +57,7 @@
 //!   of its client cores, or one of its threads exceeds that share of one core.
 
 mod cpustat;
+mod delivery;
 mod os;
 mod payload;
 mod publisher;
@@ -269,23 +270,12 @@ pub struct LoadReport {
     pub read_delay: Histogram<u64>,
     pub receive_path: ReceivePath,
     /// Receive-path counters summed over the receiver threads.
-    pub rx: RxSummary,
+    pub rx: ring::RxCounters,
     /// Measured window as it happened (hook to hook), and the grace period waited after it.
     pub window_ns: u64,
     pub grace_ns: u64,
     /// `-ERR` lines, connection errors, and anything else that went wrong.
     pub errors: Vec<String>,
-}
-
-/// The io_uring receive path's counters over the whole run (all zero on the readiness path).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RxSummary {
-    pub enters: u64,
-    pub completions: u64,
-    pub unstamped_completions: u64,
-    pub buffer_starvations: u64,
-    pub bytes: u64,
-    pub messages: u64,
 }
 
 /// Called at the instants the measured window begins and ends, so that server-side counters
@@ -797,16 +787,11 @@ fn assemble(
     let mut suppressed = 0;
     let mut read_delay = stats::pacing_histogram();
     let mut received_in_window = 0;
-    let mut rx = RxSummary::default();
+    let mut rx = ring::RxCounters::default();
     for r in &reports {
         stats::merge(&mut read_delay, &r.read_delay);
         received_in_window += r.received_in_window;
-        rx.enters += r.rx.enters;
-        rx.completions += r.rx.completions;
-        rx.unstamped_completions += r.rx.unstamped_completions;
-        rx.buffer_starvations += r.rx.buffer_starvations;
-        rx.bytes += r.rx.bytes;
-        rx.messages += r.rx.messages;
+        rx.add(&r.rx);
         stats::merge(&mut latency, &r.latency);
         stats::merge(&mut service_latency, &r.service_latency);
         for (into, from) in windows.iter_mut().zip(&r.windows) {

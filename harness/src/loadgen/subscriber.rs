@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -19,9 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
+use super::delivery;
 use super::os;
 use super::payload::Header;
-use super::seq::{Observation, SeqTracker};
+use super::seq::SeqTracker;
 use super::stats::{self, WindowAcc};
 use super::wire::{self, Incoming};
 use super::Timeline;
@@ -343,6 +344,7 @@ async fn healthy_loop(ctx: &mut TaskCtx, mut conn: Conn, timeline: &Timeline) {
     let mut tracker =
         SeqTracker::new(schedule.seqs_due_in(timeline.window_start_ns, timeline.window_end_ns));
     let mut failure: Option<String> = None;
+    let mut batch = delivery::Batch::default();
     loop {
         conn.buf.reserve(64 * 1024);
         let read = tokio::select! {
@@ -368,8 +370,6 @@ async fn healthy_loop(ctx: &mut TaskCtx, mut conn: Conn, timeline: &Timeline) {
             }
         }
         let mut pongs = 0;
-        let mut new_unique = 0;
-        let mut max_latency = 0;
         {
             let mut report = ctx.report.borrow_mut();
             loop {
@@ -382,46 +382,18 @@ async fn healthy_loop(ctx: &mut TaskCtx, mut conn: Conn, timeline: &Timeline) {
                     }
                 };
                 match op {
-                    Incoming::Msg(payload) => {
-                        let header = match Header::decode(&payload) {
-                            Ok(h) if h.publisher == plan.publisher => h,
-                            Ok(h) => {
-                                report.error(format!(
-                                    "subscriber {}: got a message of publisher {} on publisher {}'s subject",
-                                    plan.id, h.publisher, plan.publisher
-                                ));
-                                continue;
-                            }
-                            Err(e) => {
-                                report.error(format!("subscriber {}: {e:#}", plan.id));
-                                continue;
-                            }
-                        };
-                        if let Some(w) = timeline.window_index(received_ns) {
-                            report.received_in_window += 1;
-                            report.windows[w].received += 1;
-                        }
-                        let Some(window) = timeline.window_index(header.intended_ns) else {
-                            continue;
-                        };
-                        let latency = received_ns.saturating_sub(header.intended_ns);
-                        report.latency.saturating_record(latency);
-                        report
-                            .service_latency
-                            .saturating_record(received_ns.saturating_sub(header.actual_ns));
-                        report.windows[window].delivered += 1;
-                        report.windows[window].latency.saturating_record(latency);
-                        report.delivered += 1;
-                        max_latency = max_latency.max(latency);
-                        match tracker.observe(header.seq) {
-                            Observation::InOrder | Observation::Reordered => new_unique += 1,
-                            Observation::Duplicate => {}
-                            Observation::Unexpected => report.error(format!(
-                                "subscriber {}: sequence {} of publisher {} does not match its send time",
-                                plan.id, header.seq, plan.publisher
-                            )),
-                        }
-                    }
+                    Incoming::Msg(payload) => match Header::decode(&payload) {
+                        Ok(header) => delivery::record(
+                            plan,
+                            Some(&mut tracker),
+                            header,
+                            received_ns,
+                            Some(timeline),
+                            &mut report,
+                            &mut batch,
+                        ),
+                        Err(e) => report.error(format!("subscriber {}: {e:#}", plan.id)),
+                    },
                     Incoming::Ping => pongs += 1,
                     Incoming::Err(text) => {
                         report.error(format!("subscriber {}: server sent -ERR {text}", plan.id))
@@ -430,14 +402,7 @@ async fn healthy_loop(ctx: &mut TaskCtx, mut conn: Conn, timeline: &Timeline) {
                 }
             }
         }
-        if new_unique > 0 {
-            ctx.shared
-                .unique_in_window
-                .fetch_add(new_unique, Ordering::Relaxed);
-            ctx.shared
-                .max_latency_ns
-                .fetch_max(max_latency, Ordering::Relaxed);
-        }
+        batch.flush(&ctx.shared);
         if failure.is_some() {
             break;
         }

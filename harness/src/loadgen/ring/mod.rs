@@ -34,7 +34,6 @@ pub mod frames;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,9 +43,9 @@ use io_uring::types::{Fd, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, IoUring};
 use tokio::sync::watch;
 
+use super::delivery;
 use super::os;
-use super::payload::Header;
-use super::seq::{Observation, SeqTracker};
+use super::seq::SeqTracker;
 use super::stats::WindowAcc;
 use super::subscriber::{Phase, Shared, SubPlan, ThreadReport};
 use super::wire::{self, Incoming};
@@ -282,7 +281,8 @@ struct Conn {
     done: bool,
 }
 
-/// Counters of the receive path, per thread.
+/// Counters of the receive path, per thread and summed over the run (all zero on the
+/// readiness path).
 #[derive(Debug, Clone, Default)]
 pub struct RxCounters {
     pub enters: u64,
@@ -294,7 +294,17 @@ pub struct RxCounters {
     pub bytes: u64,
     /// `MSG` frames parsed (whole run, any due time).
     pub messages: u64,
-    pub ring_flags: String,
+}
+
+impl RxCounters {
+    pub fn add(&mut self, other: &RxCounters) {
+        self.enters += other.enters;
+        self.completions += other.completions;
+        self.unstamped_completions += other.unstamped_completions;
+        self.buffer_starvations += other.buffer_starvations;
+        self.bytes += other.bytes;
+        self.messages += other.messages;
+    }
 }
 
 /// Starts one receiver thread for `plans` (healthy subscribers only), pinned to `cpu`.
@@ -339,7 +349,6 @@ fn thread_main(
     }
     let mut rx = Receiver::with_buffers(BUFFERS, BUFFER_BYTES)?;
     let mut report = ThreadReport::new();
-    report.rx.ring_flags = rx.flags.to_string();
     let mut conns = Vec::with_capacity(plans.len());
     let mut pending: Vec<Vec<u8>> = Vec::with_capacity(plans.len());
     for plan in plans {
@@ -371,7 +380,7 @@ fn thread_main(
 
     let mut timeline: Option<Timeline> = None;
     let mut conv = clock::RealtimeToMonotonic::sample();
-    let mut batch = Batch::default();
+    let mut batch = delivery::Batch::default();
     for (i, leftover) in pending.into_iter().enumerate() {
         if !leftover.is_empty() {
             let read_ns = os::now_ns();
@@ -530,27 +539,6 @@ fn start_timeline(timeline: &Timeline, conns: &mut [Conn], report: &mut ThreadRe
     }
 }
 
-/// What a batch of completions adds to the figures shared with the coordinator.
-#[derive(Default)]
-struct Batch {
-    new_unique: u64,
-    max_latency: u64,
-}
-
-impl Batch {
-    fn flush(&mut self, shared: &Shared) {
-        if self.new_unique > 0 {
-            shared
-                .unique_in_window
-                .fetch_add(self.new_unique, Ordering::Relaxed);
-            shared
-                .max_latency_ns
-                .fetch_max(self.max_latency, Ordering::Relaxed);
-        }
-        *self = Self::default();
-    }
-}
-
 /// Parses one completion's bytes and records every message in it.
 fn handle_data(
     conn: &mut Conn,
@@ -559,7 +547,7 @@ fn handle_data(
     read_ns: u64,
     timeline: Option<&Timeline>,
     report: &mut ThreadReport,
-    batch: &mut Batch,
+    batch: &mut delivery::Batch,
 ) {
     let mut pongs = 0;
     let mut messages = 0u64;
@@ -568,7 +556,7 @@ fn handle_data(
     let parsed = conn.parser.feed(data, |frame| match frame {
         Frame::Msg(header) => {
             messages += 1;
-            record(
+            delivery::record(
                 plan,
                 tracker.as_mut(),
                 header,
@@ -606,55 +594,6 @@ fn handle_data(
         // A PONG is six bytes; a socket that cannot take them is a server that stopped
         // reading, which its own PING timeout will handle.
         let _ = (&conn.stream).write(wire::PONG);
-    }
-}
-
-fn record(
-    plan: &SubPlan,
-    tracker: Option<&mut SeqTracker>,
-    header: Header,
-    received_ns: u64,
-    timeline: Option<&Timeline>,
-    report: &mut ThreadReport,
-    batch: &mut Batch,
-) {
-    if header.publisher != plan.publisher {
-        report.error(format!(
-            "subscriber {}: got a message of publisher {} on publisher {}'s subject",
-            plan.id, header.publisher, plan.publisher
-        ));
-        return;
-    }
-    let (Some(timeline), Some(tracker)) = (timeline, tracker) else {
-        report.error(format!(
-            "subscriber {}: a message arrived before the run started",
-            plan.id
-        ));
-        return;
-    };
-    if let Some(w) = timeline.window_index(received_ns) {
-        report.received_in_window += 1;
-        report.windows[w].received += 1;
-    }
-    let Some(window) = timeline.window_index(header.intended_ns) else {
-        return;
-    };
-    let latency = received_ns.saturating_sub(header.intended_ns);
-    report.latency.saturating_record(latency);
-    report
-        .service_latency
-        .saturating_record(received_ns.saturating_sub(header.actual_ns));
-    report.windows[window].delivered += 1;
-    report.windows[window].latency.saturating_record(latency);
-    report.delivered += 1;
-    batch.max_latency = batch.max_latency.max(latency);
-    match tracker.observe(header.seq) {
-        Observation::InOrder | Observation::Reordered => batch.new_unique += 1,
-        Observation::Duplicate => {}
-        Observation::Unexpected => report.error(format!(
-            "subscriber {}: sequence {} of publisher {} does not match its send time",
-            plan.id, header.seq, plan.publisher
-        )),
     }
 }
 
