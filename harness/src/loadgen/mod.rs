@@ -173,8 +173,18 @@ pub struct ReceivePath {
 
 impl ReceivePath {
     /// The io_uring path when this kernel runs it (probed once per run), else the fallback.
+    /// The probe runs on a thread of its own: tearing its ring down can signal task work to
+    /// the thread that made it, which would interrupt the coordinator's blocking reads.
     fn choose() -> Self {
-        match ring::probe() {
+        let probed = std::thread::Builder::new()
+            .name("loadgen-probe".into())
+            .spawn(ring::probe)
+            .map_err(anyhow::Error::from)
+            .and_then(|t| {
+                t.join()
+                    .map_err(|_| anyhow::anyhow!("the io_uring probe panicked"))?
+            });
+        match probed {
             Ok(flags) => Self {
                 name: ring::PATH_NAME.to_string(),
                 ring_flags: Some(flags),

@@ -137,10 +137,12 @@ impl PublisherConn {
                 }
             }
             let mut chunk = [0u8; 4096];
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .context("reading from the server")?;
+            let n = match self.stream.read(&mut chunk) {
+                // A socket read with a timeout returns EINTR instead of restarting (e.g. when
+                // io_uring task work is signalled to this thread): read again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                read => read.context("reading from the server")?,
+            };
             if n == 0 {
                 bail!("server closed the connection");
             }

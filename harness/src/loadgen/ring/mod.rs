@@ -645,7 +645,11 @@ fn read_until(
                 _ => {}
             }
         }
-        let n = stream.read(&mut chunk).context("reading from the server")?;
+        let n = match stream.read(&mut chunk) {
+            // A socket read with a timeout returns EINTR instead of restarting: read again.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            read => read.context("reading from the server")?,
+        };
         if n == 0 {
             bail!("server closed the connection");
         }
