@@ -27,7 +27,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use bytes::{Buf, Bytes, BytesMut};
 use hdrhistogram::Histogram;
 
@@ -127,27 +127,13 @@ impl PublisherConn {
 
     /// Blocking read until `done` accepts an op; `-ERR` or a closed connection is an error.
     fn read_until(&mut self, done: impl Fn(&Incoming) -> bool) -> Result<()> {
-        loop {
-            while let Some(op) = self.parser.next(&mut self.read_buf)? {
-                if let Incoming::Err(text) = &op {
-                    bail!("server sent -ERR {text}");
-                }
-                if done(&op) {
-                    return Ok(());
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            let n = match self.stream.read(&mut chunk) {
-                // A socket read with a timeout returns EINTR instead of restarting (e.g. when
-                // io_uring task work is signalled to this thread): read again.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                read => read.context("reading from the server")?,
-            };
-            if n == 0 {
-                bail!("server closed the connection");
-            }
-            self.read_buf.extend_from_slice(&chunk[..n]);
-        }
+        wire::read_until(
+            &mut self.stream,
+            &mut self.parser,
+            &mut self.read_buf,
+            wire::Pings::Ignore,
+            done,
+        )
     }
 
     fn queue(&mut self, chunk: Bytes) {

@@ -1,7 +1,10 @@
 //! The load generator's view of the protocol: what it sends (through `fanbench_protocol::encode`)
 //! and the few server operations it acts on (parsed by `fanbench_protocol::ServerParser`).
 
-use anyhow::{Context, Result};
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+
+use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use fanbench_protocol::{encode, Connect, Limits, ServerOp, ServerParser};
 
@@ -78,6 +81,47 @@ pub fn hello(name: &str, subscribe: Option<(&str, &str)>) -> BytesMut {
     }
     encode::ping(&mut out);
     out
+}
+
+/// What a blocking handshake does with a server `PING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pings {
+    Answer,
+    Ignore,
+}
+
+/// Blocking read from `stream` until `done` accepts an operation; `-ERR` or a closed
+/// connection is an error. Bytes read past that operation stay in `buf`.
+pub fn read_until(
+    stream: &mut TcpStream,
+    parser: &mut Parser,
+    buf: &mut BytesMut,
+    pings: Pings,
+    done: impl Fn(&Incoming) -> bool,
+) -> Result<()> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some(op) = parser.next(buf)? {
+            match op {
+                Incoming::Err(text) => bail!("server sent -ERR {text}"),
+                Incoming::Ping if pings == Pings::Answer => {
+                    stream.write_all(PONG).context("sending PONG")?
+                }
+                op if done(&op) => return Ok(()),
+                _ => {}
+            }
+        }
+        let n = match stream.read(&mut chunk) {
+            // A socket read with a timeout returns EINTR instead of restarting (e.g. when
+            // io_uring task work is signalled to this thread): read again.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            read => read.context("reading from the server")?,
+        };
+        if n == 0 {
+            bail!("server closed the connection");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ mod bufring;
 mod clock;
 pub mod frames;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -48,7 +48,7 @@ use super::os;
 use super::seq::SeqTracker;
 use super::stats::WindowAcc;
 use super::subscriber::{Phase, Shared, SubPlan, ThreadReport};
-use super::wire::{self, Incoming};
+use super::wire::{self, Incoming, Pings};
 use super::Timeline;
 use bufring::BufRing;
 use frames::{Frame, FrameParser};
@@ -610,7 +610,7 @@ fn open(plan: &SubPlan, shared: &Shared) -> Result<(TcpStream, Vec<u8>)> {
     let mut parser = wire::Parser::new(shared.payload_bytes);
     let mut buf = BytesMut::with_capacity(4096);
     let mut stream = stream;
-    read_until(&mut stream, &mut parser, &mut buf, |op| {
+    wire::read_until(&mut stream, &mut parser, &mut buf, Pings::Answer, |op| {
         matches!(op, Incoming::Info)
     })?;
     let hello = wire::hello(
@@ -620,41 +620,13 @@ fn open(plan: &SubPlan, shared: &Shared) -> Result<(TcpStream, Vec<u8>)> {
     stream
         .write_all(&hello)
         .context("sending CONNECT/SUB/PING")?;
-    read_until(&mut stream, &mut parser, &mut buf, |op| {
+    wire::read_until(&mut stream, &mut parser, &mut buf, Pings::Answer, |op| {
         matches!(op, Incoming::Pong)
     })?;
     stream
         .set_nonblocking(true)
         .context("making the socket non-blocking")?;
     Ok((stream, buf.to_vec()))
-}
-
-fn read_until(
-    stream: &mut TcpStream,
-    parser: &mut wire::Parser,
-    buf: &mut BytesMut,
-    done: impl Fn(&Incoming) -> bool,
-) -> Result<()> {
-    let mut chunk = [0u8; 4096];
-    loop {
-        while let Some(op) = parser.next(buf)? {
-            match op {
-                Incoming::Err(text) => bail!("server sent -ERR {text}"),
-                Incoming::Ping => stream.write_all(wire::PONG).context("sending PONG")?,
-                op if done(&op) => return Ok(()),
-                _ => {}
-            }
-        }
-        let n = match stream.read(&mut chunk) {
-            // A socket read with a timeout returns EINTR instead of restarting: read again.
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            read => read.context("reading from the server")?,
-        };
-        if n == 0 {
-            bail!("server closed the connection");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 #[cfg(test)]
