@@ -11,7 +11,8 @@
 //! # Writer
 //!
 //! Waits for its outbound queue, takes everything queued (up to `UIO_MAXIOV` iovecs) and sends
-//! it with one vectored write. One timer per connection, re-armed only when it fires, enforces
+//! it with one vectored write. On a busy connection the next write waits for the batching
+//! window to end first ([`crate::coalesce`]). One timer per connection, re-armed only when it fires, enforces
 //! the CONNECT timeout, the PING interval with max outstanding PINGs, and the write deadline
 //! (checked every half deadline). When the queue closes, the writer sends what is left and
 //! shuts the socket down in both directions, which also ends the reader's pending read.
@@ -30,6 +31,7 @@ use fanbench_rt::ext::AsyncWriteRentExt;
 use fanbench_rt::{AsyncReadRent, AsyncWriteRent, Runtime, Stream};
 use futures_util::future::{select, Either};
 
+use crate::coalesce::Pacing;
 use crate::outbound::{Batch, CloseReason, Outbound, MAX_IOVECS};
 use crate::server::Broker;
 
@@ -462,8 +464,29 @@ async fn write_loop<R: Runtime>(
     let mut next_ping = accepted + config.ping_interval;
     let mut timer = pin!(R::sleep(config.connect_timeout.min(check_every)));
     let mut frames: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
+    let window = broker.window();
+    let mut pacing = Pacing::default();
+    let mut hold: Option<Instant> = None;
 
     loop {
+        if let Some(until) = hold.take() {
+            let now = Instant::now();
+            if until > now {
+                let mut nap = pin!(R::sleep(until - now));
+                loop {
+                    match select(nap.as_mut(), timer.as_mut()).await {
+                        Either::Left(((), _)) => break,
+                        Either::Right(((), _)) => {
+                            on_timer(config, client, accepted, &mut next_ping);
+                            timer.set(R::sleep(check_every));
+                        }
+                    }
+                }
+            }
+            if client.outbound.pending_bytes() > 0 {
+                pacing.released_with_work();
+            }
+        }
         let take = poll_fn(|cx| client.outbound.poll_take(cx, &mut frames));
         match select(pin!(take), timer.as_mut()).await {
             Either::Left((Batch::Closed(_), _)) => return,
@@ -500,6 +523,12 @@ async fn write_loop<R: Runtime>(
             return;
         }
         frames.clear();
+        if !window.is_off() {
+            let now = Instant::now();
+            if pacing.completed(now, window.duration()) {
+                hold = Some(window.hold_until(now));
+            }
+        }
     }
 }
 

@@ -28,6 +28,9 @@ pub struct BrokerConfig {
     pub server_name: String,
     /// How long shutdown waits for connections to flush.
     pub shutdown_grace: Duration,
+    /// The batching window: a busy connection's next write waits up to this long so it carries
+    /// everything queued meanwhile (zero: off; the rule is in [`crate::coalesce`]).
+    pub coalesce: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -43,6 +46,7 @@ impl Default for BrokerConfig {
             read_buffer: 64 * 1024,
             server_name: "fanbench".to_string(),
             shutdown_grace: Duration::from_secs(5),
+            coalesce: crate::coalesce::DEFAULT_COALESCE,
         }
     }
 }

@@ -9,6 +9,8 @@
 //! - A publish looks its subject up once (trie + match cache), then appends one frame per
 //!   matching subscription to that subscriber's outbound queue: a per-subscriber `MSG` header
 //!   and the publisher's payload `Bytes`, shared, never copied.
+//! - Writes are batched by one policy on every row ([`coalesce`]): a busy connection's next
+//!   write waits until the server-wide window ends (`BrokerConfig::coalesce`, zero: off).
 //! - Outbound queues are bounded in bytes; past the bound the subscriber is a slow consumer and
 //!   is cut (`-ERR 'Slow Consumer'`) without delaying anyone else.
 //! - Tasks are started through a [`Spawner`], so runtimes whose tasks must be `Send`
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod coalesce;
 pub mod config;
 pub mod outbound;
 pub mod server;

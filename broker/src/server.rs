@@ -15,6 +15,7 @@ use futures_util::future::{select, Either};
 use parking_lot::Mutex;
 
 use crate::client::{ClientShared, ReaderTask, TaskHold, WriterTask};
+use crate::coalesce::Window;
 use crate::config::BrokerConfig;
 use crate::outbound::CloseReason;
 use crate::shutdown::Shutdown;
@@ -34,6 +35,7 @@ pub struct Broker {
     next_client_id: AtomicU64,
     server_id: String,
     shutdown: Shutdown,
+    window: Window,
 }
 
 impl Broker {
@@ -41,6 +43,7 @@ impl Broker {
     pub fn new(config: BrokerConfig, shutdown: Shutdown) -> Arc<Self> {
         let server_id = format!("FANBENCH{:016X}", std::process::id() as u64 ^ nanos_now());
         Arc::new(Broker {
+            window: Window::new(config.coalesce),
             config,
             sublist: Sublist::new(),
             clients: Mutex::new(HashMap::new()),
@@ -53,6 +56,11 @@ impl Broker {
     /// The configuration.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The batching window shared by every connection's writer.
+    pub fn window(&self) -> &Window {
+        &self.window
     }
 
     /// The subscription list.

@@ -29,8 +29,6 @@ macro_rules! registry {
 registry! {
     /// fanbench's own io_uring runtime.
     Uring,
-    /// The uring row with send coalescing off.
-    UringNoCoalesce,
     /// Tokio current-thread, one per server thread.
     Tokio,
     /// Tokio multi-thread work-stealing.
@@ -52,7 +50,6 @@ impl RuntimeRow {
     pub fn name(self) -> &'static str {
         match self {
             RuntimeRow::Uring => "uring",
-            RuntimeRow::UringNoCoalesce => "uring-nocoalesce",
             RuntimeRow::Tokio => "tokio",
             RuntimeRow::TokioMt => "tokio-mt",
             RuntimeRow::Compio => "compio",
@@ -68,9 +65,6 @@ impl RuntimeRow {
         match self {
             RuntimeRow::Uring => {
                 "fanbench's own io_uring runtime (runtimes/uring), one per server thread"
-            }
-            RuntimeRow::UringNoCoalesce => {
-                "the uring row with its send coalescing window off (--uring-coalesce-us 0)"
             }
             RuntimeRow::Tokio => {
                 "Tokio current-thread runtime, one per server thread, SO_REUSEPORT listeners"
@@ -100,7 +94,7 @@ impl RuntimeRow {
     /// The crate the row is built on.
     pub fn crate_name(self) -> &'static str {
         match self {
-            RuntimeRow::Uring | RuntimeRow::UringNoCoalesce => "io-uring",
+            RuntimeRow::Uring => "io-uring",
             RuntimeRow::Tokio | RuntimeRow::TokioMt => "tokio",
             RuntimeRow::Compio => "compio",
             RuntimeRow::Glommio => "glommio",
@@ -113,9 +107,7 @@ impl RuntimeRow {
     /// missing from its list is a compile error here).
     pub fn crate_version(self) -> &'static str {
         match self {
-            RuntimeRow::Uring | RuntimeRow::UringNoCoalesce => {
-                env!("FANBENCH_CRATE_VERSION_IO_URING")
-            }
+            RuntimeRow::Uring => env!("FANBENCH_CRATE_VERSION_IO_URING"),
             RuntimeRow::Tokio | RuntimeRow::TokioMt => env!("FANBENCH_CRATE_VERSION_TOKIO"),
             RuntimeRow::Compio => env!("FANBENCH_CRATE_VERSION_COMPIO"),
             RuntimeRow::Glommio => env!("FANBENCH_CRATE_VERSION_GLOMMIO"),

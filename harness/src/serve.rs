@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// Seconds a new connection may take to send CONNECT.
     #[arg(long, default_value_t = 2.0)]
     pub connect_timeout: f64,
+    /// Batching window in microseconds, the same policy on every row: a busy connection's
+    /// next write waits up to this long so it carries everything queued meanwhile (0: off).
+    #[arg(long, value_name = "US", default_value_t = crate::workload::DEFAULT_COALESCE_US)]
+    pub coalesce_us: u64,
     /// uring row: submission policy (eager: submit every tick; adaptive: busy-poll small
     /// batches while completions arrive; sqpoll: kernel submission thread).
     #[arg(long, default_value_t = fanbench_uring::DEFAULT_POLICY)]
@@ -70,9 +74,6 @@ pub struct ServeArgs {
     /// uring row: SQEs queued before a submit is forced mid-tick.
     #[arg(long, default_value_t = fanbench_uring::UringConfig::default().batch_threshold)]
     pub uring_batch_threshold: u32,
-    /// uring row: send coalescing window in microseconds (0: off; see fanbench_uring docs).
-    #[arg(long, default_value_t = fanbench_uring::DEFAULT_COALESCE.as_micros() as u64)]
-    pub uring_coalesce_us: u64,
 }
 
 impl ServeArgs {
@@ -84,6 +85,13 @@ impl ServeArgs {
         if self.max_payload == 0 || self.max_control_line < 16 || self.max_pending == 0 {
             bail!("--max-payload and --max-pending must be positive and --max-control-line at least 16");
         }
+        if self.coalesce_us > crate::workload::MAX_COALESCE_US {
+            bail!(
+                "--coalesce-us must be at most {} µs, got {}",
+                crate::workload::MAX_COALESCE_US,
+                self.coalesce_us
+            );
+        }
         let mut config = BrokerConfig {
             max_pending: self.max_pending,
             max_connections: self.max_connections,
@@ -91,6 +99,7 @@ impl ServeArgs {
             max_pings_out: self.max_pings_out,
             write_deadline: secs("write-deadline", self.write_deadline)?,
             connect_timeout: secs("connect-timeout", self.connect_timeout)?,
+            coalesce: Duration::from_micros(self.coalesce_us),
             ..BrokerConfig::default()
         };
         config.limits.max_payload = self.max_payload;
@@ -148,7 +157,6 @@ fn listener_count(runtime: RuntimeRow, threads: usize) -> usize {
         // One accept thread; connections get their own threads (ThreadSpawner).
         RuntimeRow::Threads => 1,
         RuntimeRow::Uring
-        | RuntimeRow::UringNoCoalesce
         | RuntimeRow::Tokio
         | RuntimeRow::Compio
         | RuntimeRow::Glommio
@@ -168,18 +176,12 @@ fn serve_row(
 ) -> Result<Vec<ThreadStats>> {
     use fanbench_rt_tokio::{TokioMtRuntime, TokioRuntime, WorkStealing};
     match runtime {
-        RuntimeRow::Uring | RuntimeRow::UringNoCoalesce => {
+        RuntimeRow::Uring => {
             use fanbench_uring::{UringConfig, UringRuntime};
-            let coalesce_us = if runtime == RuntimeRow::UringNoCoalesce {
-                0
-            } else {
-                args.uring_coalesce_us
-            };
             let config = UringConfig {
                 policy: args.uring_policy,
                 ring_entries: args.uring_ring_entries,
                 batch_threshold: args.uring_batch_threshold,
-                coalesce: Duration::from_micros(coalesce_us),
                 ..UringConfig::default()
             };
             // Every thread's counters are summed into one set (`UringStats::merge`).

@@ -20,6 +20,10 @@ use crate::results::schema::Scenario;
 pub const MIN_PAYLOAD_BYTES: usize = 32;
 /// The server's default max payload (nats-server's default, 1 MiB).
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// The broker's default batching window, in microseconds.
+pub const DEFAULT_COALESCE_US: u64 = fanbench_broker::coalesce::DEFAULT_COALESCE.as_micros() as u64;
+/// The longest batching window accepted: a longer one is a latency bug, not a policy.
+pub const MAX_COALESCE_US: u64 = fanbench_broker::coalesce::MAX_COALESCE.as_micros() as u64;
 
 /// A workload file as written on disk. Unknown keys are an error (a typo must not silently
 /// fall back to a default).
@@ -40,6 +44,8 @@ struct WorkloadFile {
     slow_subscribers: u32,
     #[serde(default)]
     slow_read_bytes_per_s: u64,
+    /// The broker's batching window in microseconds (default: the broker's default).
+    coalesce_us: Option<u64>,
 }
 
 /// Flags that override fields of the chosen workload(s).
@@ -75,6 +81,10 @@ pub struct WorkloadOverrides {
     /// Override: read rate of each slow subscriber, bytes per second.
     #[arg(long)]
     pub slow_read_rate: Option<u64>,
+    /// Override: the broker's batching window in microseconds: a busy connection's next write
+    /// waits up to this long so it carries more messages (0: off; every fanbench row).
+    #[arg(long, value_name = "US")]
+    pub coalesce_us: Option<u64>,
 }
 
 /// Parses "5s", "250ms", "1m" (humantime) or a bare number of seconds ("2.5").
@@ -141,6 +151,7 @@ pub fn parse(text: &str, default_name: &str) -> anyhow::Result<Scenario> {
         repetitions: file.repetitions,
         slow_subscribers: file.slow_subscribers,
         slow_read_bytes_per_s: file.slow_read_bytes_per_s,
+        coalesce_us: Some(file.coalesce_us.unwrap_or(DEFAULT_COALESCE_US)),
     };
     validate(&scenario)?;
     Ok(scenario)
@@ -205,6 +216,9 @@ impl WorkloadOverrides {
         if let Some(rate) = self.slow_read_rate {
             scenario.slow_read_bytes_per_s = rate;
         }
+        if let Some(us) = self.coalesce_us {
+            scenario.coalesce_us = Some(us);
+        }
         if load(&scenario) != file_load {
             scenario.description = format!(
                 "{} with its load overridden on the command line (the file says: {})",
@@ -227,6 +241,12 @@ impl WorkloadOverrides {
 pub fn validate(s: &Scenario) -> anyhow::Result<()> {
     ensure!(!s.name.trim().is_empty(), "workload name is empty");
     ensure!(s.publishers >= 1, "publishers must be at least 1");
+    if let Some(us) = s.coalesce_us {
+        ensure!(
+            us <= MAX_COALESCE_US,
+            "coalesce_us must be at most {MAX_COALESCE_US} µs, got {us}"
+        );
+    }
     ensure!(
         s.subscribers_per_publisher >= 1,
         "subscribers_per_publisher must be at least 1"

@@ -1319,11 +1319,7 @@ macro_rules! adversarial {
 }
 
 /// Rows the adversarial cases do not run on, and why.
-const NOT_ADVERSARIAL: &[(&str, &str)] = &[(
-    "uring-nocoalesce",
-    "the uring runtime with its send coalescing window off; every path these cases drive is \
-     the uring row's (the conformance suite runs it)",
-)];
+const NOT_ADVERSARIAL: &[(&str, &str)] = &[];
 
 /// A row added to the binary (harness/src/runtimes.rs) must be added to the list below, or to
 /// `NOT_ADVERSARIAL` with the reason.

@@ -535,7 +535,6 @@ conformance! {
     // The reference: the suite itself is checked against the real nats-server.
     nats_server => "nats-server",
     uring => "uring",
-    uring_nocoalesce => "uring-nocoalesce",
     tokio_current_thread => "tokio",
     tokio_mt => "tokio-mt",
     compio => "compio",

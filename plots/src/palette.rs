@@ -8,7 +8,6 @@ use plotters::style::RGBColor;
 
 const KNOWN: &[(&str, RGBColor)] = &[
     ("uring", RGBColor(0xD5, 0x5E, 0x00)),
-    ("uring-nocoalesce", RGBColor(0x99, 0x11, 0x33)),
     ("tokio", RGBColor(0x00, 0x72, 0xB2)),
     ("tokio-mt", RGBColor(0x56, 0xB4, 0xE9)),
     ("glommio", RGBColor(0x00, 0x9E, 0x73)),

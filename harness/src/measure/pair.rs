@@ -57,7 +57,7 @@ pub fn measure(
     let _ = std::fs::remove_file(&stats_path);
     let addr = free_local_addr().map_err(MeasureError::Start)?;
     let cmd = row
-        .command(placement, addr, &stats_path)
+        .command(placement, addr, &stats_path, scenario.coalesce_us)
         .map_err(MeasureError::Start)?;
     let mut server = ServerProcess::start(&cmd, &log_dir.join(format!("{stem}.log")))
         .map_err(MeasureError::Start)?;

@@ -96,6 +96,7 @@ impl Row {
         placement: &Placement,
         addr: SocketAddr,
         stats_out: &Path,
+        coalesce_us: Option<u64>,
     ) -> anyhow::Result<ServerCommand> {
         let cpu_list = placement
             .server_cpus
@@ -127,7 +128,14 @@ impl Row {
                     cpu_list,
                     "--stats-out".into(),
                     stats_out.display().to_string(),
-                ],
+                ]
+                .into_iter()
+                .chain(
+                    coalesce_us
+                        .into_iter()
+                        .flat_map(|us| ["--coalesce-us".to_string(), us.to_string()]),
+                )
+                .collect(),
                 env: BTreeMap::new(),
                 cpus: placement.server_cpus.clone(),
                 addr,

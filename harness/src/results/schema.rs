@@ -153,6 +153,12 @@ pub struct Scenario {
     pub slow_subscribers: u32,
     #[serde(default)]
     pub slow_read_bytes_per_s: u64,
+    /// The broker's batching window in microseconds (`fanbench serve --coalesce-us`): a busy
+    /// connection's next write waits up to this long (0: off). Applied to every fanbench row;
+    /// nats-server has no such setting and ignores it. Null in results written before it was
+    /// recorded.
+    #[serde(default)]
+    pub coalesce_us: Option<u64>,
 }
 
 /// How the server under test was run.

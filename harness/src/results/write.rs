@@ -124,6 +124,7 @@ mod tests {
             repetitions: 2,
             slow_subscribers: 0,
             slow_read_bytes_per_s: 0,
+            coalesce_us: Some(250),
         };
         let file = ResultsFile {
             schema_version: SCHEMA_VERSION,

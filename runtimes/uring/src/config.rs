@@ -99,14 +99,6 @@ pub struct UringConfig {
     /// Ask for `SINGLE_ISSUER`, `DEFER_TASKRUN` and `COOP_TASKRUN` (each dropped again if the
     /// kernel refuses it). Off only to measure what the flags are worth.
     pub setup_flags: bool,
-    /// Send coalescing window (zero: off). On a busy connection (in short: its previous send
-    /// completed less than one window ago; the exact rule is in the `driver` module docs,
-    /// # Send coalescing) a send's successful completion is delivered to its task only
-    /// when the window that began with the first held completion ends, so the connection's
-    /// writer sends at most about once per window and each send carries everything queued
-    /// meanwhile. A connection that sends less often than once per window is never held.
-    /// Costs at most one window of latency under load; see [`DEFAULT_COALESCE`].
-    pub coalesce: Duration,
 }
 
 impl Default for UringConfig {
@@ -120,7 +112,6 @@ impl Default for UringConfig {
             tick_budget: 256,
             sqpoll_idle_ms: 100,
             setup_flags: true,
-            coalesce: DEFAULT_COALESCE,
         }
     }
 }
@@ -131,16 +122,6 @@ impl Default for UringConfig {
 /// busy-polling between publishes for no fewer enters; SQPOLL pays for its kernel thread on a
 /// small machine. Figures: `runtimes/uring/PERF.md`, "The default submission policy".
 pub const DEFAULT_POLICY: SubmitPolicy = SubmitPolicy::Eager;
-
-/// The default send coalescing window: 1 ms, chosen by measurement. Most of the server's CPU
-/// is the kernel's TCP send path, one pass per send, which io_uring does not make cheaper;
-/// fewer sends per delivered message does, and the window gives that. Only a busy
-/// connection's sends are held, so under load a message waits at most one window. Figures:
-/// `runtimes/uring/PERF.md`, "The default coalescing window".
-pub const DEFAULT_COALESCE: Duration = Duration::from_millis(1);
-
-/// The longest coalescing window accepted (a longer one is a latency bug, not a policy).
-pub const MAX_COALESCE: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {

@@ -55,10 +55,11 @@
 //!
 //! # Choosing the default policy
 //!
-//! `eager`, by measurement: see [`DEFAULT_POLICY`] for the figures and the reasoning. On top
-//! of the policy, sends are coalesced with a 1 ms window by default ([`DEFAULT_COALESCE`],
-//! `driver` module docs, # Send coalescing): the server's CPU goes to the kernel's TCP path
-//! once per send, so what saves CPU is fewer sends per message, not fewer system calls.
+//! `eager`, by measurement: see [`DEFAULT_POLICY`] for the figures and the reasoning.
+//!
+//! Batching sends (holding a busy connection's next send so it carries more messages) is not
+//! the runtime's business: it is the broker's policy, the same on every row
+//! (`fanbench_broker::coalesce`).
 
 mod config;
 mod context;
@@ -80,9 +81,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
-pub use config::{
-    SubmitPolicy, UnknownPolicy, UringConfig, DEFAULT_COALESCE, DEFAULT_POLICY, MAX_COALESCE,
-};
+pub use config::{SubmitPolicy, UnknownPolicy, UringConfig, DEFAULT_POLICY};
 pub use net::{UringListener, UringReadHalf, UringStream, UringWriteHalf};
 pub use stats::{Bucket, RingFlags, SqesPerEnter, UringStats, SQES_PER_ENTER_BOUNDS};
 pub use time::{interval, sleep, sleep_until, Interval, Sleep};

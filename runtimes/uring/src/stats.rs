@@ -118,12 +118,6 @@ pub struct UringStats {
     pub parks: u64,
     /// Adaptive policy: idle iterations spent busy-polling the ring instead of parking.
     pub busy_polls: u64,
-    /// The send coalescing window in microseconds (0: off).
-    pub coalesce_us: u64,
-    /// Send completions held for a coalescing window.
-    pub completions_held: u64,
-    /// Coalescing windows that ended (each released every completion held in it).
-    pub hold_windows: u64,
     /// Times the submission queue was full and the runtime had to submit to make room.
     pub sq_full: u64,
     /// Times the kernel flagged completion-queue overflow and an enter flushed it.
@@ -140,13 +134,7 @@ pub struct UringStats {
 }
 
 impl UringStats {
-    pub(crate) fn new(
-        policy: SubmitPolicy,
-        coalesce_us: u64,
-        sq: u32,
-        cq: u32,
-        flags: RingFlags,
-    ) -> Self {
+    pub(crate) fn new(policy: SubmitPolicy, sq: u32, cq: u32, flags: RingFlags) -> Self {
         UringStats {
             policy,
             sq_entries: sq,
@@ -162,9 +150,6 @@ impl UringStats {
             tasks_spawned: 0,
             parks: 0,
             busy_polls: 0,
-            coalesce_us,
-            completions_held: 0,
-            hold_windows: 0,
             sq_full: 0,
             cq_overflows: 0,
             remote_wakes: 0,
@@ -188,8 +173,6 @@ impl UringStats {
         self.tasks_spawned += other.tasks_spawned;
         self.parks += other.parks;
         self.busy_polls += other.busy_polls;
-        self.completions_held += other.completions_held;
-        self.hold_windows += other.hold_windows;
         self.sq_full += other.sq_full;
         self.cq_overflows += other.cq_overflows;
         self.remote_wakes += other.remote_wakes;
@@ -228,7 +211,7 @@ mod tests {
 
     #[test]
     fn merge_sums_counters_and_buckets() {
-        let mut a = UringStats::new(SubmitPolicy::Eager, 0, 8, 16, RingFlags::default());
+        let mut a = UringStats::new(SubmitPolicy::Eager, 8, 16, RingFlags::default());
         let mut b = a.clone();
         a.io_uring_enter_calls = 3;
         a.sqes_per_enter.record(7);
@@ -243,7 +226,7 @@ mod tests {
 
     #[test]
     fn stats_serialize_histogram_as_le_count_list() {
-        let mut s = UringStats::new(SubmitPolicy::Adaptive, 0, 8, 16, RingFlags::default());
+        let mut s = UringStats::new(SubmitPolicy::Adaptive, 8, 16, RingFlags::default());
         s.sqes_per_enter.record(3);
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["policy"], "adaptive");

@@ -12,11 +12,6 @@
 //!     ▼                           completion without F_MORE
 //! Ignored(resources) ─────────────────────────────────────▶ (slot freed, resources dropped)
 //!
-//! Submitted/Waiting with `Coalesce::Hold` (a send on a busy connection, see the `driver`
-//! docs): a successful completion goes to Held { completion, waker } instead of Completed,
-//! and every held op is released (to Completed, its waker woken) together when the window
-//! ends. The kernel is done with a held op: dropping its future frees the slot at once.
-//!
 //! Multishot { ready, waker, finished }: each completion is queued in `ready`; the one
 //! without IORING_CQE_F_MORE sets `finished`. Dropped: queued and later results are handed
 //! to the resources' `on_orphan_completion` (which closes accepted fds), then as above.
@@ -27,13 +22,12 @@
 //! buffers and descriptors alive for exactly as long as the kernel may use them.
 //!
 //! The transitions are the methods of [`Lifecycle`]; each returns what the driver must do
-//! next (wake a task, free the slot, cancel the op, open a coalescing window), so the driver
+//! next (wake a task, free the slot, cancel the op), so the driver
 //! keeps the registry, the ring and the wake list, and this file keeps the state machine.
 
 use std::collections::VecDeque;
 use std::mem;
 use std::task::{Poll, Waker};
-use std::time::Instant;
 
 /// What a CQE said about an op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,35 +36,6 @@ pub(crate) struct Completion {
     pub(crate) result: i32,
     /// The CQE's flags (`IORING_CQE_F_MORE`, buffer ids...).
     pub(crate) flags: u32,
-    /// For sends while coalescing (not [`Coalesce::Off`]): what the connection's next send
-    /// needs to tell whether the connection is busy.
-    pub(crate) send_mark: Option<SendMark>,
-}
-
-/// When a send's completion reached its task, for the busy test of the connection's next
-/// send ([`Driver::send_coalescing`](super::Driver::send_coalescing)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SendMark {
-    /// When the CQE was reaped, or for a held completion when its window ended.
-    pub(crate) at: Instant,
-    /// For a held completion: the driver's park count at the window's end. The writer counts
-    /// as busy only if it sends again before the driver next parks, i.e. messages queued up
-    /// while it was held.
-    pub(crate) released_before_park: Option<u64>,
-}
-
-/// What the coalescing window does with a single-shot op (see `driver`'s module docs,
-/// # Send coalescing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Coalesce {
-    /// Not a send, or coalescing is off.
-    Off,
-    /// A send on a connection that is not busy: never held, but its completion carries a
-    /// [`SendMark`].
-    Stamp,
-    /// A send on a busy connection: a successful completion is held until the window ends
-    /// (and carries a [`SendMark`] made then).
-    Hold,
 }
 
 impl Completion {
@@ -106,17 +71,11 @@ pub(crate) struct Multishot {
 /// One registry slot.
 pub(crate) enum Lifecycle {
     /// In the submission queue or in the kernel; nobody polled it yet.
-    Submitted { coalesce: Coalesce },
+    Submitted,
     /// In the kernel; this waker is woken by the completion.
-    Waiting { waker: Waker, coalesce: Coalesce },
+    Waiting(Waker),
     /// The completion arrived; the future has not collected it yet.
     Completed(Completion),
-    /// The completion arrived and is held until the coalescing window ends (the kernel is
-    /// done with the op; only the wake is deferred).
-    Held {
-        completion: Completion,
-        waker: Option<Waker>,
-    },
     /// The future was dropped (or the op was detached by the driver). The kernel may still
     /// use these resources, so they live here until the last completion.
     Ignored(Box<dyn Orphan>),
@@ -131,8 +90,6 @@ pub(crate) enum Completed {
     Stored,
     /// Stored; wake this task.
     Wake(Waker),
-    /// Held for the coalescing window: the driver adds the slot to the window.
-    Held,
     /// The last completion of an orphaned op: free the slot and drop its resources.
     Finished,
     /// A second completion for a single-shot op: a driver bug.
@@ -155,8 +112,8 @@ pub(crate) enum Orphaned {
 
 impl Lifecycle {
     /// A single-shot op just queued.
-    pub(crate) fn submitted(coalesce: Coalesce) -> Lifecycle {
-        Lifecycle::Submitted { coalesce }
+    pub(crate) fn submitted() -> Lifecycle {
+        Lifecycle::Submitted
     }
 
     /// A multishot op just queued.
@@ -168,35 +125,19 @@ impl Lifecycle {
         })
     }
 
-    /// Whether this slot's next completion carries a [`SendMark`] (a send while coalescing).
-    pub(crate) fn wants_send_mark(&self) -> bool {
-        matches!(
-            self,
-            Lifecycle::Submitted { coalesce } | Lifecycle::Waiting { coalesce, .. }
-                if *coalesce != Coalesce::Off
-        )
-    }
-
     /// Polling a single-shot op: `Ready` with its completion (the caller frees the slot), or
     /// `Pending` with `waker` registered.
     pub(crate) fn poll(&mut self, waker: &Waker) -> Poll<Completion> {
         match self {
             Lifecycle::Completed(c) => Poll::Ready(*c),
-            Lifecycle::Submitted { coalesce } => {
-                *self = Lifecycle::Waiting {
-                    waker: waker.clone(),
-                    coalesce: *coalesce,
-                };
+            Lifecycle::Submitted => {
+                *self = Lifecycle::Waiting(waker.clone());
                 Poll::Pending
             }
-            Lifecycle::Waiting { waker: w, .. } | Lifecycle::Held { waker: Some(w), .. } => {
+            Lifecycle::Waiting(w) => {
                 if !w.will_wake(waker) {
                     *w = waker.clone();
                 }
-                Poll::Pending
-            }
-            Lifecycle::Held { waker: w, .. } => {
-                *w = Some(waker.clone());
                 Poll::Pending
             }
             Lifecycle::Ignored(_) | Lifecycle::Multishot(_) => {
@@ -224,39 +165,21 @@ impl Lifecycle {
         Poll::Pending
     }
 
-    /// A CQE for this slot arrived. A successful completion of a send on a busy connection
-    /// (`Coalesce::Hold`) is held; errors never are.
+    /// A CQE for this slot arrived.
     pub(crate) fn complete(&mut self, completion: Completion) -> Completed {
         let more = io_uring::cqueue::more(completion.flags);
         match self {
-            Lifecycle::Submitted { coalesce } => {
-                if *coalesce == Coalesce::Hold && completion.result > 0 {
-                    *self = Lifecycle::Held {
-                        completion,
-                        waker: None,
-                    };
-                    Completed::Held
-                } else {
-                    *self = Lifecycle::Completed(completion);
-                    Completed::Stored
-                }
+            Lifecycle::Submitted => {
+                *self = Lifecycle::Completed(completion);
+                Completed::Stored
             }
-            Lifecycle::Waiting { coalesce, .. } => {
-                let held = *coalesce == Coalesce::Hold && completion.result > 0;
-                let Lifecycle::Waiting { waker, .. } =
+            Lifecycle::Waiting(_) => {
+                let Lifecycle::Waiting(waker) =
                     mem::replace(self, Lifecycle::Completed(completion))
                 else {
                     unreachable!()
                 };
-                if held {
-                    *self = Lifecycle::Held {
-                        completion,
-                        waker: Some(waker),
-                    };
-                    Completed::Held
-                } else {
-                    Completed::Wake(waker)
-                }
+                Completed::Wake(waker)
             }
             Lifecycle::Multishot(m) => {
                 m.ready.push_back(completion);
@@ -276,21 +199,7 @@ impl Lifecycle {
                     Completed::Finished
                 }
             }
-            Lifecycle::Completed(_) | Lifecycle::Held { .. } => Completed::Unexpected,
-        }
-    }
-
-    /// The coalescing window ended: a held completion becomes `Completed`, stamped with
-    /// `mark`, and its waker (if the task polled meanwhile) is returned to be woken. Any other
-    /// state (the slot was freed and reused since it was held) is left alone.
-    pub(crate) fn release(&mut self, mark: SendMark) -> Option<Waker> {
-        let Lifecycle::Held { mut completion, .. } = *self else {
-            return None;
-        };
-        completion.send_mark = Some(mark);
-        match mem::replace(self, Lifecycle::Completed(completion)) {
-            Lifecycle::Held { waker, .. } => waker,
-            _ => None,
+            Lifecycle::Completed(_) => Completed::Unexpected,
         }
     }
 
@@ -298,8 +207,8 @@ impl Lifecycle {
     /// still use.
     pub(crate) fn orphan(&mut self, resources: Box<dyn Orphan>) -> Orphaned {
         match self {
-            Lifecycle::Completed(_) | Lifecycle::Held { .. } => Orphaned::Done(resources),
-            Lifecycle::Submitted { .. } | Lifecycle::Waiting { .. } => {
+            Lifecycle::Completed(_) => Orphaned::Done(resources),
+            Lifecycle::Submitted | Lifecycle::Waiting(_) => {
                 *self = Lifecycle::Ignored(resources);
                 Orphaned::Cancel
             }

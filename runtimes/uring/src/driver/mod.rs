@@ -20,26 +20,6 @@
 //! An enter carries `GETEVENTS` whenever it waits, or the kernel flagged pending completion
 //! work (`IORING_SQ_TASKRUN`, needed with `DEFER_TASKRUN`/`COOP_TASKRUN`) or CQ overflow.
 //!
-//! # Send coalescing
-//!
-//! With a coalescing window (`UringConfig::coalesce` > 0), a connection is *busy* when the
-//! completion of its previous send arrived less than one window ago, or when that completion
-//! was held and the writer sends again as soon as it is released (before the driver next
-//! parks: messages queued up meanwhile). Neither clock alone works: a held completion is
-//! released about one window after it arrived, so by arrival time a connection would look
-//! idle after every hold (measured: 47% of sends held at 1x100 @ 5000 msg/s, against 91%),
-//! and by release time a connection receiving a message every two windows stays held
-//! (measured: 92% of sends held at 1x100 @ 500 msg/s, against 1.4%). The successful
-//! completion of a send on a busy connection is *held*: its task is not woken until the
-//! window that began with the first held completion ends, and then every held send is
-//! released at once. Meanwhile the connection's queue keeps filling, so the woken writer takes
-//! more frames into its next send: one send (and one pass through the kernel's TCP stack)
-//! carries several messages. Sends on a connection that is not busy are never held, so a
-//! connection sending less often than once per window is treated exactly as without
-//! coalescing (no held completion, no extra timer or wake-up: at low load a window only costs
-//! CPU, measured in `runtimes/uring/PERF.md`); a busy one waits at most one window. Errors
-//! are never held.
-//!
 //! # Safety
 //!
 //! The invariant the whole crate rests on: **the registry holds every resource the kernel may
@@ -67,8 +47,8 @@ use crate::driver::op::OpAble;
 use crate::executor::Shared;
 use crate::stats::{RingFlags, UringStats};
 
-pub(crate) use lifecycle::{Coalesce, Completion, Lifecycle, Orphan, SendMark};
 use lifecycle::{Completed, Orphaned};
+pub(crate) use lifecycle::{Completion, Lifecycle, Orphan};
 pub(crate) use setup::MAX_RING_ENTRIES;
 
 /// `user_data` of ops that own nothing (cancel, timeout removal, close). The only reserved
@@ -104,16 +84,6 @@ struct ArmedTimer {
     key: usize,
 }
 
-/// Ops whose successful completions are held for the coalescing window (module docs).
-struct Holding {
-    window: Duration,
-    /// Slots that went to `Held` in the current window. May name slots since freed or
-    /// reused: only slots still in `Held` are released.
-    keys: Vec<usize>,
-    /// When the current window ends (`None`: nothing held).
-    until: Option<Instant>,
-}
-
 /// The ring, the op registry and the submission policy. See the module docs.
 ///
 /// Invariant: no slot of `ops` is freed before its last completion; `Drop` empties the
@@ -133,7 +103,6 @@ pub(crate) struct Driver {
     last_completion: Instant,
     /// Adaptive policy: ticks for which queued SQEs / pending completion work were held back.
     held_ticks: u32,
-    holding: Holding,
     to_wake: Vec<Waker>,
     graveyard: Vec<Box<dyn Orphan>>,
     pub(crate) stats: UringStats,
@@ -146,7 +115,6 @@ impl Driver {
         setup::check_opcodes(&ring)?;
         let stats = UringStats::new(
             config.policy,
-            config.coalesce.as_micros() as u64,
             ring.params().sq_entries(),
             ring.params().cq_entries(),
             flags,
@@ -164,11 +132,6 @@ impl Driver {
             timer: None,
             last_completion: Instant::now(),
             held_ticks: 0,
-            holding: Holding {
-                window: config.coalesce,
-                keys: Vec::new(),
-                until: None,
-            },
             to_wake: Vec::new(),
             graveyard: Vec::new(),
             stats,
@@ -184,32 +147,9 @@ impl Driver {
 
     // ---- registering ops ------------------------------------------------------------
 
-    /// Queue a single-shot op; returns its registry slot. `coalesce`: what the coalescing
-    /// window does with it ([`Driver::send_coalescing`] for sends, `Off` for the rest).
-    pub(crate) fn submit(&mut self, sqe: Entry, coalesce: Coalesce) -> usize {
-        self.submit_in_state(sqe, Lifecycle::submitted(coalesce))
-    }
-
-    /// How to treat a send on a connection whose previous send left `last`: `Off` when
-    /// coalescing is off; `Hold` when the connection is busy, `Stamp` otherwise. Busy: the
-    /// previous completion arrived less than one window ago, or, if it was held, the window
-    /// ended less than one window ago and the driver has not parked since (the writer found
-    /// messages queued the moment it was released).
-    pub(crate) fn send_coalescing(&self, last: Option<SendMark>) -> Coalesce {
-        let window = self.holding.window;
-        if window.is_zero() {
-            return Coalesce::Off;
-        }
-        let busy = last.is_some_and(|m| {
-            m.at.elapsed() < window
-                && m.released_before_park
-                    .is_none_or(|parks| parks == self.stats.parks)
-        });
-        if busy {
-            Coalesce::Hold
-        } else {
-            Coalesce::Stamp
-        }
+    /// Queue a single-shot op; returns its registry slot.
+    pub(crate) fn submit(&mut self, sqe: Entry) -> usize {
+        self.submit_in_state(sqe, Lifecycle::submitted())
     }
 
     /// Queue a multishot op; returns its registry slot.
@@ -375,15 +315,8 @@ impl Driver {
                     n += 1;
                 }
             }
-            // One clock read per batch, and only if a send in it needs its arrival time.
-            let mut reaped_at = None;
             for &(user_data, result, flags) in &batch[..n] {
-                let completion = Completion {
-                    result,
-                    flags,
-                    send_mark: None,
-                };
-                self.complete(user_data, completion, &mut reaped_at);
+                self.complete(user_data, Completion { result, flags });
             }
             total += n;
             if n < REAP_BATCH {
@@ -399,13 +332,8 @@ impl Driver {
         total
     }
 
-    /// Route one CQE to its slot. `reaped_at`: the batch's arrival time, read on first need.
-    fn complete(
-        &mut self,
-        user_data: u64,
-        mut completion: Completion,
-        reaped_at: &mut Option<Instant>,
-    ) {
+    /// Route one CQE to its slot.
+    fn complete(&mut self, user_data: u64, completion: Completion) {
         if user_data == UNTRACKED {
             self.untracked_in_flight = self.untracked_in_flight.saturating_sub(1);
             return;
@@ -415,16 +343,9 @@ impl Driver {
             debug_assert!(false, "fanbench-uring: completion for an empty slot {key}");
             return;
         };
-        if state.wants_send_mark() {
-            completion.send_mark = Some(SendMark {
-                at: *reaped_at.get_or_insert_with(Instant::now),
-                released_before_park: None,
-            });
-        }
         match state.complete(completion) {
             Completed::Stored => {}
             Completed::Wake(waker) => self.to_wake.push(waker),
-            Completed::Held => self.hold(key),
             Completed::Finished => {
                 if let Lifecycle::Ignored(resources) = self.ops.remove(key) {
                     self.graveyard.push(resources);
@@ -441,39 +362,6 @@ impl Driver {
                     false,
                     "fanbench-uring: second completion for single-shot op"
                 );
-            }
-        }
-    }
-
-    /// Hold slot `key`'s completion until the current coalescing window ends (opening one if
-    /// none is open).
-    fn hold(&mut self, key: usize) {
-        self.stats.completions_held += 1;
-        self.holding.keys.push(key);
-        if self.holding.until.is_none() {
-            self.holding.until = Some(Instant::now() + self.holding.window);
-        }
-    }
-
-    /// End the coalescing window if it is over: every held op becomes `Completed` and its
-    /// waker is queued.
-    fn release_held(&mut self) {
-        let Some(until) = self.holding.until else {
-            return;
-        };
-        let now = Instant::now();
-        if now < until {
-            return;
-        }
-        self.holding.until = None;
-        self.stats.hold_windows += 1;
-        let mark = SendMark {
-            at: now,
-            released_before_park: Some(self.stats.parks),
-        };
-        for key in self.holding.keys.drain(..) {
-            if let Some(waker) = self.ops.get_mut(key).and_then(|state| state.release(mark)) {
-                self.to_wake.push(waker);
             }
         }
     }
@@ -567,7 +455,6 @@ impl Driver {
     /// `next_timer`: the earliest sleep deadline.
     pub(crate) fn turn(&mut self, runnable: bool, next_timer: Option<Instant>) {
         self.arm_wake();
-        self.release_held();
         let runnable = runnable || !self.to_wake.is_empty();
         let reaped = self.reap();
         if runnable || reaped > 0 {
@@ -582,11 +469,7 @@ impl Driver {
             self.reap();
             return;
         }
-        let deadline = match (next_timer, self.holding.until) {
-            (Some(t), Some(h)) => Some(t.min(h)),
-            (t, h) => t.or(h),
-        };
-        self.park(deadline);
+        self.park(next_timer);
     }
 
     /// Hand queued SQEs to the kernel as the policy says, without waiting. `spinning`: the
@@ -612,8 +495,7 @@ impl Driver {
         }
     }
 
-    /// Block in the kernel until a completion arrives (an I/O, the timer, the end of the
-    /// coalescing window, or a remote wake).
+    /// Block in the kernel until a completion arrives (an I/O, the timer, or a remote wake).
     fn park(&mut self, next_timer: Option<Instant>) {
         if let Some(deadline) = next_timer {
             if deadline <= Instant::now() {

@@ -21,8 +21,7 @@ use std::task::{Context as TaskContext, Poll};
 use io_uring::squeue::Entry;
 
 use crate::context::Context;
-use crate::driver::lifecycle::{Coalesce, Completion, Orphan};
-use crate::net::SharedFd;
+use crate::driver::lifecycle::{Completion, Orphan};
 
 pub(crate) mod accept;
 pub(crate) mod close;
@@ -36,13 +35,6 @@ pub(crate) mod wake;
 
 /// An opcode: owns everything its SQE points to.
 pub(crate) trait OpAble: Orphan + Unpin + Sized {
-    /// For a send, its connection's descriptor: the send's successful completion is held for
-    /// the coalescing window when that connection is busy (see `driver`'s module docs,
-    /// # Send coalescing). `None` for every other op.
-    fn send_fd(&self) -> Option<&SharedFd> {
-        None
-    }
-
     /// Build the SQE (without `user_data`, which the driver sets). Every pointer it takes
     /// points into the heap, so the op data may move after this call.
     fn sqe(&mut self) -> Entry;
@@ -65,14 +57,7 @@ impl<T: OpAble> Op<T> {
             Err(e) => return Err((e, data)),
         };
         let sqe = data.sqe();
-        let key = {
-            let mut driver = ctx.driver.borrow_mut();
-            let coalesce = match data.send_fd() {
-                Some(fd) => driver.send_coalescing(fd.last_send()),
-                None => Coalesce::Off,
-            };
-            driver.submit(sqe, coalesce)
-        };
+        let key = ctx.driver.borrow_mut().submit(sqe);
         Ok(Op {
             ctx,
             key,
@@ -95,9 +80,6 @@ impl<T: OpAble> Future for Op<T> {
             .data
             .take()
             .expect("fanbench-uring: op polled after it completed");
-        if let (Some(fd), Some(mark)) = (data.send_fd(), completion.send_mark) {
-            fd.set_last_send(mark);
-        }
         Poll::Ready((completion, data))
     }
 }

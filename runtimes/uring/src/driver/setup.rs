@@ -28,13 +28,6 @@ pub(crate) fn validate(config: &UringConfig) -> io::Result<()> {
     if config.tick_budget == 0 {
         return invalid("io_uring tick budget must be at least 1 task per tick".into());
     }
-    if config.coalesce > crate::config::MAX_COALESCE {
-        return invalid(format!(
-            "io_uring send coalescing window must be at most {:?}, got {:?}",
-            crate::config::MAX_COALESCE,
-            config.coalesce
-        ));
-    }
     if config.batch_threshold == 0 {
         return invalid("io_uring batch threshold must be at least 1 SQE".into());
     }

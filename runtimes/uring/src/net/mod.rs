@@ -3,11 +3,8 @@
 mod listener;
 mod stream;
 
-use std::cell::Cell;
 use std::os::fd::{AsFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
-
-use crate::driver::SendMark;
 
 pub use listener::UringListener;
 pub use stream::{UringReadHalf, UringStream, UringWriteHalf};
@@ -22,30 +19,17 @@ pub(crate) struct SharedFd(Rc<FdInner>);
 
 struct FdInner {
     fd: RawFd,
-    /// How the last send on this descriptor ended; kept only while a coalescing window is
-    /// configured (see `driver`'s module docs, # Send coalescing).
-    last_send: Cell<Option<SendMark>>,
 }
 
 impl SharedFd {
     pub(crate) fn new(fd: OwnedFd) -> SharedFd {
         SharedFd(Rc::new(FdInner {
             fd: fd.into_raw_fd(),
-            last_send: Cell::new(None),
         }))
     }
 
     pub(crate) fn raw(&self) -> RawFd {
         self.0.fd
-    }
-
-    /// How the last send on this descriptor ended, if one did while coalescing.
-    pub(crate) fn last_send(&self) -> Option<SendMark> {
-        self.0.last_send.get()
-    }
-
-    pub(crate) fn set_last_send(&self, mark: SendMark) {
-        self.0.last_send.set(Some(mark));
     }
 }
 

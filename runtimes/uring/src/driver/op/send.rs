@@ -17,10 +17,6 @@ pub(crate) struct Send<B> {
 impl<B: IoBuf> Orphan for Send<B> {}
 
 impl<B: IoBuf> OpAble for Send<B> {
-    fn send_fd(&self) -> Option<&SharedFd> {
-        Some(&self.fd)
-    }
-
     fn sqe(&mut self) -> Entry {
         let len = self.buf.bytes_init().min(MAX_IO) as u32;
         opcode::Send::new(types::Fd(self.fd.raw()), self.buf.stable_ptr(), len)

@@ -109,10 +109,6 @@ impl<B> Drop for SendMsg<B> {
 impl<B: IoBuf> Orphan for SendMsg<B> {}
 
 impl<B: IoBuf> OpAble for SendMsg<B> {
-    fn send_fd(&self) -> Option<&SharedFd> {
-        Some(&self.fd)
-    }
-
     fn sqe(&mut self) -> Entry {
         let msg = self
             .msg
