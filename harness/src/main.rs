@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod batching;
 mod bench_all;
 mod calibrate;
 mod compare;

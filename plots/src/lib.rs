@@ -123,6 +123,9 @@ pub fn build_charts(
             out.push(charts::per_message::chart(doc, Metric::Syscalls)?);
             out.push(charts::per_message::chart(doc, Metric::ServerCpu)?);
         }
+        if !doc.batching.is_empty() {
+            out.push(charts::batching::chart(doc).context("batching chart")?);
+        }
     }
     Ok(out)
 }

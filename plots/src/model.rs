@@ -38,6 +38,9 @@ pub struct ResultsDoc {
     pub results: Vec<Entry>,
     #[serde(default)]
     pub skipped: Vec<Skipped>,
+    /// bench-all's batching comparison (one workload, every row, each window).
+    #[serde(default)]
+    pub batching: Vec<Entry>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -129,6 +132,9 @@ pub struct ScenarioConfig {
     pub repetitions: Option<u32>,
     #[serde(default)]
     pub slow_subscribers: u32,
+    /// The broker's batching window in µs (absent in files from before it was recorded).
+    #[serde(default)]
+    pub coalesce_us: Option<u64>,
 }
 
 impl ScenarioConfig {

@@ -22,5 +22,6 @@ pub fn new_results_file(started: SystemTime, runtimes: Vec<RuntimeInfo>) -> Resu
         results: Vec::new(),
         skipped: Vec::new(),
         calibration: None,
+        batching: Vec::new(),
     }
 }

@@ -67,6 +67,10 @@ pub struct ResultsFile {
     /// null when this run did not calibrate.
     #[serde(default)]
     pub calibration: Option<crate::calibrate::Calibration>,
+    /// bench-all's batching comparison: `fanout-100` on every fanbench row at each batching
+    /// window (`scenario_config.coalesce_us`); empty when it did not run.
+    #[serde(default)]
+    pub batching: Vec<ScenarioResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

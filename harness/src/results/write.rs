@@ -182,6 +182,7 @@ mod tests {
                 reason: "not installed".into(),
             }],
             calibration: None,
+            batching: Vec::new(),
         };
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub/results.json");

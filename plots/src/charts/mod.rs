@@ -4,6 +4,7 @@
 //! runtime has the same colour everywhere ([`crate::palette`]); invalid results are drawn
 //! hollow / dashed and labelled "invalid", never mixed in with valid ones silently.
 
+pub mod batching;
 pub mod latency;
 pub mod per_message;
 pub mod spectrum;
