@@ -12,8 +12,12 @@ use super::{
 use crate::model::{Entry, ResultsDoc};
 use crate::palette::runtime_colour;
 
-/// One runtime's points: (window µs, CPU/msg µs, p99 µs, valid).
-type Line = (String, Vec<(f64, Option<f64>, Option<f64>, bool)>);
+/// One point: (window µs, CPU/msg µs, p99 µs, valid).
+type Point = (f64, Option<f64>, Option<f64>, bool);
+/// One runtime's points.
+type Line = (String, Vec<Point>);
+/// Picks a panel's value from a point.
+type Pick = fn(&Point) -> Option<f64>;
 
 fn lines(doc: &ResultsDoc) -> Vec<Line> {
     let mut out: Vec<Line> = Vec::new();
@@ -72,12 +76,7 @@ pub fn chart(doc: &ResultsDoc) -> anyhow::Result<Chart> {
             .titled(&title, (FONT, TITLE_SIZE))
             .map_err(plot_err)?;
         let (left, right) = panels.split_horizontally(650);
-        let panels: [(
-            &_,
-            &str,
-            f64,
-            fn(&(f64, Option<f64>, Option<f64>, bool)) -> Option<f64>,
-        ); 2] = [
+        let panels: [(&_, &str, f64, Pick); 2] = [
             (
                 &left,
                 "server CPU per delivered message (µs)",
