@@ -36,6 +36,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::batching;
 use crate::calibrate;
 use crate::measure::{instrument, measure, MeasureError, Placement, PlacementArgs, Row, QUICK};
+use crate::policies;
 use crate::results::provenance::new_results_file;
 use crate::results::schema::{ResultsFile, Scenario, Skipped};
 use crate::results::terminal::print_result;
@@ -81,6 +82,9 @@ pub struct BenchAllArgs {
     /// Do not run the batching comparison (fanout-100 on every row at each batching window).
     #[arg(long)]
     pub skip_batching: bool,
+    /// Do not run the uring submission-policy comparison (eager, adaptive, SQPOLL).
+    #[arg(long)]
+    pub skip_policies: bool,
     #[command(flatten)]
     pub overrides: WorkloadOverrides,
     #[command(flatten)]
@@ -113,6 +117,31 @@ pub fn sweep_estimate_seconds(rows: usize, swept: Option<&Scenario>, quick: bool
 }
 
 /// Seconds the batching comparison is expected to take (the suite's own window is reused).
+/// The loads of the submission-policy comparison: `fanout-100` (when in the suite) and the
+/// heavy workload, when the uring row is among the rows and `--skip-policies` is not given.
+fn policy_loads(
+    args: &BenchAllArgs,
+    fanout: Option<&Scenario>,
+    available: &[Row],
+) -> anyhow::Result<Option<Vec<Scenario>>> {
+    let Some(fanout) = fanout else {
+        return Ok(None);
+    };
+    if args.skip_policies || !available.iter().any(Row::is_uring) {
+        return Ok(None);
+    }
+    let dir = workload::workloads_dir(args.overrides.workloads_dir.as_deref());
+    let heavy = workload::load(policies::HEAVY_WORKLOAD, &dir)
+        .and_then(|s| args.overrides.apply(s))
+        .with_context(|| {
+            format!(
+                "the policy comparison's workload {}",
+                policies::HEAVY_WORKLOAD
+            )
+        })?;
+    Ok(Some(policies::loads(fanout, Some(&heavy), args.quick)))
+}
+
 /// Seconds the batching comparison can take (at most: a point the suite already measured is
 /// reused instead).
 pub fn batching_estimate_seconds(rows: &[Row], fanout: Option<&Scenario>, quick: bool) -> f64 {
@@ -178,10 +207,19 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
     let sweep_s = sweep_estimate_seconds(available.len(), swept, args.quick);
     let batched = swept.filter(|_| !args.skip_batching);
     let batching_s = batching_estimate_seconds(&available, batched, args.quick);
+    let policy_loads = policy_loads(&args, swept, &available)?;
+    let policies_s = policy_loads.as_ref().map_or(0.0, |loads| {
+        policies::planned_pairs(loads, &placement) as f64
+            * loads.iter().map(pair_estimate_seconds).sum::<f64>()
+            / loads.len().max(1) as f64
+    });
     let calibration = (!args.skip_calibration).then(|| calibrate::Settings::bench_all(args.quick));
     let calibration_s = calibration.as_ref().map_or(0.0, |c| c.estimate_seconds());
-    let total_s =
-        estimate_seconds(available.len(), &scenarios) + sweep_s + batching_s + calibration_s;
+    let total_s = estimate_seconds(available.len(), &scenarios)
+        + sweep_s
+        + batching_s
+        + policies_s
+        + calibration_s;
     eprintln!(
         "fanbench: {} rows x {} workloads, estimated {:.0} s; server CPUs {:?}, load generator \
          CPUs {:?}; writing {}",
@@ -211,6 +249,10 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
     if let Some(fanout) = batched {
         bar.set_message(format!("batching comparison on {}", fanout.name));
         suite.batching(&available, fanout, args.quick, &bar)?;
+    }
+    if let Some(loads) = &policy_loads {
+        bar.set_message("uring submission policies");
+        suite.policies(loads, &bar)?;
     }
     bar.finish_and_clear();
     render_report(&suite.results_path)?;
@@ -475,6 +517,37 @@ impl<'a> Suite<'a> {
         written
     }
 
+    /// The uring submission-policy comparison, into the results file's `policies` array,
+    /// written after each point.
+    fn policies(&mut self, loads: &[Scenario], bar: &ProgressBar) -> anyhow::Result<()> {
+        let pair_ms = (loads.iter().map(pair_estimate_seconds).sum::<f64>()
+            / loads.len().max(1) as f64
+            * 1000.0) as u64;
+        let mut written = Ok(());
+        policies::run(loads, self.placement, &self.log_dir, &mut |point| {
+            match point {
+                policies::Point::Measured(r) => {
+                    bar.inc(pair_ms);
+                    bar.suspend(|| print_result(&r));
+                    self.file.policies.push(r);
+                }
+                policies::Point::Failed(skipped) => {
+                    bar.println(format!(
+                        "fanbench: policies: {} on {} not measured: {}",
+                        skipped.scenario.as_deref().unwrap_or(""),
+                        skipped.runtime,
+                        skipped.reason
+                    ));
+                    self.file.skipped.push(skipped);
+                }
+            }
+            if written.is_ok() {
+                written = write_results(&self.results_path, &self.file);
+            }
+        });
+        written
+    }
+
     /// The latency-vs-load sweep of `fanout` on every row still available, into the run
     /// directory. A failed sweep is reported, not fatal: the suite's results stand.
     fn sweep(&self, available: &[Row], fanout: &Scenario, quick: bool) {
@@ -525,6 +598,7 @@ mod tests {
             out: PathBuf::from("results"),
             skip_calibration: false,
             skip_batching: false,
+            skip_policies: false,
             overrides: WorkloadOverrides {
                 workloads_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads")),
                 ..overrides
@@ -534,6 +608,8 @@ mod tests {
                 client_cpus: None,
                 server_threads: None,
                 nats_server_bin: "nats-server".into(),
+                uring_policy: None,
+                sqpoll_cpu: None,
             },
         }
     }
@@ -557,9 +633,25 @@ mod tests {
             .iter()
             .find(|s| s.name == crate::sweep::BENCH_ALL_WORKLOAD);
         let rows = ten_rows();
+        let a = args(quick, WorkloadOverrides::default());
+        let loads = policy_loads(&a, swept, &rows)
+            .expect("policy loads")
+            .expect("the uring row is in the suite");
+        let placement = Placement {
+            server_cpus: vec![0],
+            client_cpus: vec![1],
+            server_threads: 1,
+            nats_server_bin: "nats-server".into(),
+            uring_policy: None,
+            sqpoll_cpu: None,
+        };
+        let policies_s = policies::planned_pairs(&loads, &placement) as f64
+            * loads.iter().map(pair_estimate_seconds).sum::<f64>()
+            / loads.len() as f64;
         estimate_seconds(rows.len(), &scenarios)
             + sweep_estimate_seconds(rows.len(), swept, quick)
             + batching_estimate_seconds(&rows, swept, quick)
+            + policies_s
             + calibrate::Settings::bench_all(quick).estimate_seconds()
     }
 

@@ -13,6 +13,7 @@ mod cpus;
 mod loadgen;
 mod measure;
 mod metrics;
+mod policies;
 mod report;
 mod results;
 mod run;

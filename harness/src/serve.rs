@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// uring row: submission queue entries per ring.
     #[arg(long, default_value_t = fanbench_uring::UringConfig::default().ring_entries)]
     pub uring_ring_entries: u32,
+    /// uring row, sqpoll policy: bind the kernel submission thread to this CPU
+    /// (`sq_thread_cpu`); without it the thread inherits the server's CPUs.
+    #[arg(long, value_name = "CPU")]
+    pub uring_sqpoll_cpu: Option<u32>,
     /// uring row: SQEs queued before a submit is forced mid-tick.
     #[arg(long, default_value_t = fanbench_uring::UringConfig::default().batch_threshold)]
     pub uring_batch_threshold: u32,
@@ -182,6 +186,7 @@ fn serve_row(
                 policy: args.uring_policy,
                 ring_entries: args.uring_ring_entries,
                 batch_threshold: args.uring_batch_threshold,
+                sqpoll_cpu: args.uring_sqpoll_cpu,
                 ..UringConfig::default()
             };
             // Every thread's counters are summed into one set (`UringStats::merge`).

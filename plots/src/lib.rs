@@ -126,6 +126,9 @@ pub fn build_charts(
         if !doc.batching.is_empty() {
             out.push(charts::batching::chart(doc).context("batching chart")?);
         }
+        if !doc.policies.is_empty() {
+            out.push(charts::policies::chart(doc).context("policies chart")?);
+        }
     }
     Ok(out)
 }

@@ -41,6 +41,9 @@ pub struct ResultsDoc {
     /// bench-all's batching comparison (one workload, every row, each window).
     #[serde(default)]
     pub batching: Vec<Entry>,
+    /// bench-all's uring submission-policy comparison.
+    #[serde(default)]
+    pub policies: Vec<Entry>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -156,6 +159,12 @@ pub struct RuntimeConfig {
     pub server_cpus: Option<Vec<usize>>,
     #[serde(default)]
     pub client_cpus: Vec<usize>,
+    /// The uring row's submission policy (absent for other rows and in early files).
+    #[serde(default)]
+    pub uring_policy: Option<String>,
+    /// Every CPU the server used (its set plus an SQPOLL thread's CPU outside it).
+    #[serde(default)]
+    pub cpus_used: Option<Vec<usize>>,
 }
 
 /// The headline numbers, shared by repetitions and summaries (results/README.md).

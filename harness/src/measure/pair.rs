@@ -71,13 +71,20 @@ pub fn measure(
         server_cpus: Some(placement.server_cpus.clone()),
         client_cpus: placement.client_cpus.clone(),
         server_pid: Some(pid),
+        uring_policy: row.is_uring().then(|| {
+            placement
+                .uring_policy
+                .unwrap_or(fanbench_uring::DEFAULT_POLICY)
+                .to_string()
+        }),
+        cpus_used: Some(placement.cpus_used(row)),
     };
     let reps = run_repetitions(
         scenario,
         addr,
         Some(pid),
         &placement.client_cpus,
-        Some(placement.server_cpus.len()),
+        Some(placement.cpus_used(row).len()),
         Some(&mut server),
         on_repetition,
     );
@@ -125,6 +132,8 @@ pub fn measure_external(
         server_cpus: None,
         client_cpus: client_cpus.to_vec(),
         server_pid: pid,
+        uring_policy: None,
+        cpus_used: None,
     };
     let reps = run_repetitions(scenario, target, pid, client_cpus, None, None, &mut |_| {})?;
     assemble_result(

@@ -23,6 +23,16 @@ pub struct PlacementArgs {
     /// The nats-server executable used for the nats-server row.
     #[arg(long, default_value = NATS_SERVER)]
     pub nats_server_bin: PathBuf,
+    /// uring row: submission policy (eager: submit every tick; adaptive: busy-poll small
+    /// batches while completions arrive; sqpoll: a kernel submission thread). Default: the
+    /// runtime's (eager).
+    #[arg(long, value_name = "POLICY")]
+    pub uring_policy: Option<fanbench_uring::SubmitPolicy>,
+    /// uring row with --uring-policy sqpoll: bind the kernel submission thread to this CPU
+    /// (a server CPU to share it, or a CPU of its own, counted as a server CPU); default: it
+    /// inherits the server's CPUs.
+    #[arg(long, value_name = "CPU")]
+    pub sqpoll_cpu: Option<usize>,
 }
 
 /// Resolved CPU sets.
@@ -32,6 +42,24 @@ pub struct Placement {
     pub client_cpus: Vec<usize>,
     pub server_threads: usize,
     pub nats_server_bin: PathBuf,
+    /// The uring row's submission policy (`None`: the runtime's default).
+    pub uring_policy: Option<fanbench_uring::SubmitPolicy>,
+    /// The CPU the uring row's SQPOLL thread is bound to.
+    pub sqpoll_cpu: Option<usize>,
+}
+
+impl Placement {
+    /// Every CPU a `row` server uses: its own set, plus an SQPOLL thread's CPU outside it.
+    /// Utilisation and "one-core" comparisons count these.
+    pub fn cpus_used(&self, row: super::Row) -> Vec<usize> {
+        let mut cpus = self.server_cpus.clone();
+        if let (Some(cpu), true) = (self.sqpoll_cpu, row.is_uring()) {
+            if !cpus.contains(&cpu) {
+                cpus.push(cpu);
+            }
+        }
+        cpus
+    }
 }
 
 impl PlacementArgs {
@@ -59,6 +87,23 @@ impl PlacementArgs {
                  generator; results will include their interference"
             );
         }
+        if let Some(cpu) = self.sqpoll_cpu {
+            if self.uring_policy != Some(fanbench_uring::SubmitPolicy::Sqpoll) {
+                bail!("--sqpoll-cpu needs --uring-policy sqpoll");
+            }
+            if client_cpus.contains(&cpu) {
+                bail!(
+                    "--sqpoll-cpu {cpu} is a load generator CPU: the submission thread would \
+                     compete with the instrument (give it a server CPU or a spare one)"
+                );
+            }
+            if cpu >= sysinfo::online_cpus() {
+                bail!(
+                    "--sqpoll-cpu {cpu}: this machine has CPUs 0-{}",
+                    sysinfo::online_cpus() - 1
+                );
+            }
+        }
         let server_threads = self.server_threads.unwrap_or(server_cpus.len());
         if server_threads == 0 {
             bail!("--server-threads must be at least 1");
@@ -68,6 +113,8 @@ impl PlacementArgs {
             client_cpus,
             server_threads,
             nats_server_bin: self.nats_server_bin.clone(),
+            uring_policy: self.uring_policy,
+            sqpoll_cpu: self.sqpoll_cpu,
         })
     }
 }
@@ -86,6 +133,8 @@ mod tests {
             client_cpus: None,
             server_threads: None,
             nats_server_bin: NATS_SERVER.into(),
+            uring_policy: None,
+            sqpoll_cpu: None,
         }
         .resolve()
         .expect("placement");

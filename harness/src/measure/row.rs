@@ -12,6 +12,21 @@ use crate::results::schema::{RuntimeInfo, RuntimeKind};
 use crate::runtimes::{self, RuntimeRow};
 use crate::server_proc::ServerCommand;
 
+/// The uring row's policy arguments (none for other rows, or when left to the default).
+fn uring_args(row: RuntimeRow, placement: &Placement) -> Vec<String> {
+    if row != RuntimeRow::Uring {
+        return Vec::new();
+    }
+    let mut args = Vec::new();
+    if let Some(policy) = placement.uring_policy {
+        args.extend(["--uring-policy".to_string(), policy.to_string()]);
+    }
+    if let Some(cpu) = placement.sqpoll_cpu {
+        args.extend(["--uring-sqpoll-cpu".to_string(), cpu.to_string()]);
+    }
+    args
+}
+
 /// Name of the built-in reference-server row.
 pub const NATS_SERVER: &str = "nats-server";
 
@@ -52,6 +67,11 @@ impl Row {
             Row::Fanbench(row) => row.name(),
             Row::NatsServer => NATS_SERVER,
         }
+    }
+
+    /// Whether this is the uring row (the one `--uring-policy` applies to).
+    pub fn is_uring(&self) -> bool {
+        matches!(self, Row::Fanbench(RuntimeRow::Uring))
     }
 
     pub fn kind(&self) -> RuntimeKind {
@@ -135,6 +155,7 @@ impl Row {
                         .into_iter()
                         .flat_map(|us| ["--coalesce-us".to_string(), us.to_string()]),
                 )
+                .chain(uring_args(*row, placement))
                 .collect(),
                 env: BTreeMap::new(),
                 cpus: placement.server_cpus.clone(),

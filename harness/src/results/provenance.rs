@@ -23,5 +23,6 @@ pub fn new_results_file(started: SystemTime, runtimes: Vec<RuntimeInfo>) -> Resu
         skipped: Vec::new(),
         calibration: None,
         batching: Vec::new(),
+        policies: Vec::new(),
     }
 }

@@ -71,6 +71,11 @@ pub struct ResultsFile {
     /// window (`scenario_config.coalesce_us`); empty when it did not run.
     #[serde(default)]
     pub batching: Vec<ScenarioResult>,
+    /// bench-all's submission-policy comparison: the `uring` row under each policy
+    /// (`runtime_config.uring_policy`, `runtime_config.cpus_used`) at a few loads; empty when
+    /// it did not run.
+    #[serde(default)]
+    pub policies: Vec<ScenarioResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,6 +188,15 @@ pub struct RuntimeConfig {
     pub client_cpus: Vec<usize>,
     /// Server pid whose metrics were sampled (null: no server metrics).
     pub server_pid: Option<u32>,
+    /// The uring row's submission policy (`eager`, `adaptive`, `sqpoll`); null for every
+    /// other row, and in files written before it was recorded.
+    #[serde(default)]
+    pub uring_policy: Option<String>,
+    /// Every CPU the server used: `server_cpus` plus, for an SQPOLL row bound elsewhere, its
+    /// kernel submission thread's CPU. Utilisation is over these (null: unknown, or written
+    /// before it was recorded).
+    #[serde(default)]
+    pub cpus_used: Option<Vec<usize>>,
 }
 
 /// All repetitions of one scenario on one runtime.

@@ -169,6 +169,8 @@ mod tests {
                     server_cpus: Some(vec![0]),
                     client_cpus: vec![1],
                     server_pid: Some(42),
+                    uring_policy: None,
+                    cpus_used: Some(vec![0]),
                 },
                 valid: false,
                 invalid_reasons: vec!["rep 1: x".into()],
@@ -183,6 +185,7 @@ mod tests {
             }],
             calibration: None,
             batching: Vec::new(),
+            policies: Vec::new(),
         };
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub/results.json");

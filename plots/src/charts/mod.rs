@@ -7,6 +7,7 @@
 pub mod batching;
 pub mod latency;
 pub mod per_message;
+pub mod policies;
 pub mod spectrum;
 pub mod sweep;
 pub mod syscall_mix;

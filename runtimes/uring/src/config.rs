@@ -96,6 +96,9 @@ pub struct UringConfig {
     pub tick_budget: u32,
     /// SQPOLL policy: idle time in milliseconds before the kernel submission thread sleeps.
     pub sqpoll_idle_ms: u32,
+    /// SQPOLL policy: the CPU the kernel submission thread is bound to (`sq_thread_cpu`).
+    /// `None`: the kernel's choice (the thread inherits the creating thread's CPU mask).
+    pub sqpoll_cpu: Option<u32>,
     /// Ask for `SINGLE_ISSUER`, `DEFER_TASKRUN` and `COOP_TASKRUN` (each dropped again if the
     /// kernel refuses it). Off only to measure what the flags are worth.
     pub setup_flags: bool,
@@ -111,6 +114,7 @@ impl Default for UringConfig {
             busy_poll: Duration::from_micros(50),
             tick_budget: 256,
             sqpoll_idle_ms: 100,
+            sqpoll_cpu: None,
             setup_flags: true,
         }
     }

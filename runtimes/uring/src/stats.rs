@@ -97,6 +97,9 @@ pub struct UringStats {
     pub cq_entries: u32,
     /// Ring setup flags the kernel accepted.
     pub flags: RingFlags,
+    /// SQPOLL: the CPU the kernel submission thread was bound to (null: not bound, or not
+    /// SQPOLL).
+    pub sqpoll_cpu: Option<u32>,
     /// How many runtimes these counters add up (1 unless merged).
     pub runtimes: u32,
     /// `io_uring_enter` system calls made.
@@ -140,6 +143,7 @@ impl UringStats {
             sq_entries: sq,
             cq_entries: cq,
             flags,
+            sqpoll_cpu: None,
             runtimes: 1,
             io_uring_enter_calls: 0,
             sqes_submitted: 0,

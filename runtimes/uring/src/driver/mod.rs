@@ -113,12 +113,13 @@ impl Driver {
         setup::validate(config)?;
         let (ring, flags) = setup::build_ring(config)?;
         setup::check_opcodes(&ring)?;
-        let stats = UringStats::new(
+        let mut stats = UringStats::new(
             config.policy,
             ring.params().sq_entries(),
             ring.params().cq_entries(),
             flags,
         );
+        stats.sqpoll_cpu = config.sqpoll_cpu.filter(|_| flags.sqpoll);
         Ok(Driver {
             ring,
             ops: Slab::with_capacity(256),

@@ -25,6 +25,9 @@ pub(crate) fn validate(config: &UringConfig) -> io::Result<()> {
             config.cq_entries, config.ring_entries
         ));
     }
+    if config.sqpoll_cpu.is_some() && config.policy != SubmitPolicy::Sqpoll {
+        return invalid("io_uring sqpoll_cpu is set but the policy is not sqpoll".into());
+    }
     if config.tick_budget == 0 {
         return invalid("io_uring tick budget must be at least 1 task per tick".into());
     }
@@ -74,6 +77,9 @@ pub(crate) fn build_ring(config: &UringConfig) -> io::Result<(IoUring, RingFlags
         let mut builder = IoUring::builder();
         if flags.sqpoll {
             builder.setup_sqpoll(config.sqpoll_idle_ms);
+            if let Some(cpu) = config.sqpoll_cpu {
+                builder.setup_sqpoll_cpu(cpu);
+            }
         }
         if flags.single_issuer {
             builder.setup_single_issuer();
