@@ -529,7 +529,7 @@ impl<'a> Suite<'a> {
                 policies::Point::Measured(r) => {
                     bar.inc(pair_ms);
                     bar.suspend(|| print_result(&r));
-                    self.file.policies.push(r);
+                    self.file.policies.push(*r);
                 }
                 policies::Point::Failed(skipped) => {
                     bar.println(format!(

@@ -114,7 +114,7 @@ pub fn loads(fanout: &Scenario, heavy: Option<&Scenario>, quick: bool) -> Vec<Sc
 
 /// One point of the comparison, as it comes.
 pub enum Point {
-    Measured(ScenarioResult),
+    Measured(Box<ScenarioResult>),
     Failed(Skipped),
 }
 
@@ -144,7 +144,7 @@ pub fn run(loads: &[Scenario], base: &Placement, log_dir: &Path, on_point: &mut 
                 }
             };
             let point = match measure(row, load, &placement, log_dir, &mut |_| {}) {
-                Ok(result) => Point::Measured(result),
+                Ok(result) => Point::Measured(Box::new(result)),
                 Err(MeasureError::Start(e)) => skipped(format!("server did not start: {e:#}")),
                 Err(MeasureError::Run(e)) => skipped(format!("{e:#}")),
             };
