@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// (`sq_thread_cpu`); without it the thread inherits the server's CPUs.
     #[arg(long, value_name = "CPU")]
     pub uring_sqpoll_cpu: Option<u32>,
+    /// uring row, adaptive policy: microseconds to keep busy-polling the ring after the last
+    /// completion before parking.
+    #[arg(long, value_name = "US", default_value_t = fanbench_uring::UringConfig::default().busy_poll.as_micros() as u64)]
+    pub uring_busy_poll_us: u64,
     /// uring row: SQEs queued before a submit is forced mid-tick.
     #[arg(long, default_value_t = fanbench_uring::UringConfig::default().batch_threshold)]
     pub uring_batch_threshold: u32,
@@ -187,6 +191,7 @@ fn serve_row(
                 ring_entries: args.uring_ring_entries,
                 batch_threshold: args.uring_batch_threshold,
                 sqpoll_cpu: args.uring_sqpoll_cpu,
+                busy_poll: Duration::from_micros(args.uring_busy_poll_us),
                 ..UringConfig::default()
             };
             // Every thread's counters are summed into one set (`UringStats::merge`).
