@@ -99,9 +99,14 @@ fn summary_table(out: &mut String, entries: &[&Entry]) {
         "<div class=\"scroll\"><table><tr><th class=\"l\">runtime</th><th class=\"l\">valid</th>\
          <th>throughput (msg/s)</th><th>delivered / expected</th><th>lost</th>\
          <th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th>\
-         <th>syscalls / msg</th><th>SQEs / msg</th><th>CPU µs / msg</th><th>peak RSS (MiB)</th>\
+         <th>syscalls / msg</th><th>SQEs / msg</th><th>CPU µs / msg</th><th>x floor</th><th>peak RSS (MiB)</th>\
          <th>reps (valid)</th></tr>\n",
     );
+    let floor = entries
+        .iter()
+        .find(|e| e.runtime == crate::model::FLOOR_ROW && e.valid)
+        .and_then(|e| e.summary.headline.server_cpu_us_per_msg)
+        .filter(|v| *v > 0.0);
     for entry in entries {
         let h = &entry.summary.headline;
         let lat = h.latency_us.as_ref();
@@ -153,6 +158,11 @@ fn summary_table(out: &mut String, entries: &[&Entry]) {
             fmt_sig3,
             &mut notes,
         ));
+        let multiple = match (floor, h.server_cpu_us_per_msg) {
+            (Some(f), Some(v)) => format!("{:.2}x", v / f),
+            _ => "–".to_owned(),
+        };
+        let _ = write!(out, "<td>{multiple}</td>");
         out.push_str(&optional_cell(
             h.server_peak_rss_bytes,
             h.server_peak_rss_bytes_null_reason.as_deref(),
@@ -167,7 +177,7 @@ fn summary_table(out: &mut String, entries: &[&Entry]) {
         if !entry.valid {
             let _ = writeln!(
                 out,
-                "<tr class=\"invalid\"><td class=\"l\" colspan=\"15\">{} is invalid: {}</td></tr>",
+                "<tr class=\"invalid\"><td class=\"l\" colspan=\"16\">{} is invalid: {}</td></tr>",
                 escape(&entry.runtime),
                 escape(&entry.invalid_reasons.join("; "))
             );

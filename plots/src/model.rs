@@ -305,6 +305,10 @@ pub struct Syscalls {
     pub method: Option<String>,
 }
 
+/// The name of the physical-floor row (a minimal raw io_uring server, no runtime): other rows'
+/// CPU per message is shown as a multiple of its.
+pub const FLOOR_ROW: &str = "floor";
+
 /// One `sweep.json`, written by `fanbench sweep` (results/README.md, "Sweeps").
 #[derive(Debug, Clone, Deserialize)]
 pub struct SweepDoc {

@@ -56,8 +56,10 @@ impl Metric {
             }
             Metric::ServerCpu => {
                 "Server process CPU (user + sys, all threads) in the measured window divided by \
-                 delivered messages (median over repetitions). Hollow bars are invalid runs; \
-                 n/a means it could not be measured (reason in the table). Lower is better."
+                 delivered messages (median over repetitions); \"x floor\" is the multiple of \
+                 the floor row's (a minimal raw io_uring fan-out server: what this job costs \
+                 here at the least) in the same workload. Hollow bars are invalid runs; n/a \
+                 means it could not be measured (reason in the table). Lower is better."
             }
         }
     }
@@ -89,6 +91,15 @@ fn label_right(size: u32, colour: RGBColor) -> TextStyle<'static> {
 
 /// The per-message chart of `metric` over every scenario: horizontal bars, so runtime names
 /// of any length stay readable.
+/// The floor row's CPU per message among `entries` (one scenario), if it ran validly.
+fn floor_cpu(entries: &[&crate::model::Entry]) -> Option<f64> {
+    entries
+        .iter()
+        .find(|e| e.runtime == crate::model::FLOOR_ROW && e.valid)
+        .and_then(|e| e.summary.headline.server_cpu_us_per_msg)
+        .filter(|v| *v > 0.0)
+}
+
 pub fn chart(doc: &ResultsDoc, metric: Metric) -> anyhow::Result<Chart> {
     let scenarios = doc.scenarios();
     let widest = scenarios
@@ -184,6 +195,11 @@ pub fn chart(doc: &ResultsDoc, metric: Metric) -> anyhow::Result<Chart> {
                         .map_err(plot_err)?;
                 }
                 let mut label = fmt_sig3(value);
+                if let (Metric::ServerCpu, Some(floor)) = (metric, floor_cpu(&entries)) {
+                    if entry.runtime != crate::model::FLOOR_ROW {
+                        label.push_str(&format!(" = {:.2}x floor", value / floor));
+                    }
+                }
                 if !entry.valid {
                     label.push_str(" (invalid)");
                 }
