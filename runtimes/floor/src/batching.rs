@@ -157,7 +157,9 @@ mod tests {
         // Its completion comes more than a window after the previous one, yet it is busy.
         assert!(matches!(
             b.send_done(&mut c, 3 * MS),
-            Decision::Hold { new_window: Some(_) }
+            Decision::Hold {
+                new_window: Some(_)
+            }
         ));
         // A release that found nothing: the next completion long after is not busy.
         c.held = false;

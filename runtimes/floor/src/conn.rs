@@ -130,8 +130,7 @@ impl Conn {
     pub fn recv_room(&mut self) -> (*mut u8, u32) {
         let spare = self.recv_buf.capacity() - self.recv_buf.len();
         if spare < RECV_MIN_SPARE {
-            self.recv_buf
-                .reserve(RECV_CHUNK.max(self.recv_buf.len()));
+            self.recv_buf.reserve(RECV_CHUNK.max(self.recv_buf.len()));
         }
         let room = self.recv_buf.spare_capacity_mut();
         (

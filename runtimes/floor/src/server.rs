@@ -76,9 +76,9 @@ pub(crate) struct Server {
 impl Server {
     pub fn new(listener: TcpListener, config: FloorConfig) -> io::Result<Server> {
         let ring = Ring::new(config.ring_entries)?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| io::Error::new(e.kind(), format!("reading the listener's address: {e}")))?;
+        let local = listener.local_addr().map_err(|e| {
+            io::Error::new(e.kind(), format!("reading the listener's address: {e}"))
+        })?;
         let stats = FloorStats {
             ring_flags: ring.flags.iter().map(|f| f.to_string()).collect(),
             coalesce_us: u64::try_from(config.coalesce.as_micros()).unwrap_or(u64::MAX),

@@ -65,8 +65,15 @@ mod tests {
         assert_eq!(conns, [1, 2, 1]);
         assert_eq!(&*s.get(b"a.b")[0].prefix, b"MSG a.b 7 ");
         s.remove(b"a.b", 1, b"7");
-        let left: Vec<_> = s.get(b"a.b").iter().map(|x| (x.conn, x.sid.clone())).collect();
-        assert_eq!(left, [(2, Bytes::from_static(b"7")), (1, Bytes::from_static(b"8"))]);
+        let left: Vec<_> = s
+            .get(b"a.b")
+            .iter()
+            .map(|x| (x.conn, x.sid.clone()))
+            .collect();
+        assert_eq!(
+            left,
+            [(2, Bytes::from_static(b"7")), (1, Bytes::from_static(b"8"))]
+        );
         s.remove(b"a.b", 2, b"7");
         s.remove(b"a.b", 1, b"8");
         assert!(s.get(b"a.b").is_empty());
