@@ -91,6 +91,10 @@ pub const ANNOUNCED_VERSION: &str = "2.10.0";
 /// The longest batching window accepted.
 pub const MAX_COALESCE: Duration = Duration::from_secs(1);
 
+/// Payload size from which a payload is queued by reference rather than copied per
+/// subscriber (see runtimes/floor/PERF.md for the measurement behind it).
+pub const DEFAULT_SHARE_THRESHOLD: usize = 16 * 1024;
+
 /// The largest ring the kernel allows.
 pub const MAX_RING_ENTRIES: u32 = 32768;
 
@@ -101,6 +105,9 @@ pub struct FloorConfig {
     pub coalesce: Duration,
     /// Unsent bytes per connection past which it is cut as a slow consumer.
     pub max_pending: usize,
+    /// Payloads of at least this many bytes are queued by reference (sent with `sendmsg`
+    /// iovecs) instead of copied into each subscriber's send buffer.
+    pub share_threshold: usize,
     /// Control line and payload limits.
     pub limits: Limits,
     /// Submission queue entries (the completion queue is 4x).
@@ -110,11 +117,13 @@ pub struct FloorConfig {
 }
 
 impl Default for FloorConfig {
-    /// No batching, 64 MiB max pending, nats-server's limits, 4096 SQEs.
+    /// No batching, 64 MiB max pending, [`DEFAULT_SHARE_THRESHOLD`], nats-server's limits,
+    /// 4096 SQEs.
     fn default() -> Self {
         FloorConfig {
             coalesce: Duration::ZERO,
             max_pending: 64 * 1024 * 1024,
+            share_threshold: DEFAULT_SHARE_THRESHOLD,
             limits: Limits::default(),
             ring_entries: 4096,
             server_name: "fanbench-floor".to_string(),
@@ -174,8 +183,11 @@ pub struct FloorStats {
     pub recvs: u64,
     /// Sends submitted (resumed partial sends included).
     pub sends: u64,
-    /// Sends the socket took only part of (the rest was sent next).
+    /// Sends that left part of their batch for the next send (the socket took only part,
+    /// or the batch had more than 1024 iovecs).
     pub partial_sends: u64,
+    /// Sends with shared payloads (`IORING_OP_SENDMSG`); the rest are `IORING_OP_SEND`.
+    pub vectored_sends: u64,
     /// Completed sends after which the connection was held (busy).
     pub holds: u64,
     /// Sends started when a window ended, with data that waited for it.

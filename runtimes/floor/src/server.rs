@@ -32,7 +32,7 @@ use io_uring::{opcode, types, types::CancelBuilder};
 use slab::Slab;
 
 use crate::batching::{Batching, Decision};
-use crate::conn::{Conn, State};
+use crate::conn::{Chunk, Conn, State};
 use crate::ring::{self, Cqe, Kind, Ring};
 use crate::subjects::Subjects;
 use crate::{FloorConfig, FloorStats, ANNOUNCED_VERSION};
@@ -68,6 +68,8 @@ pub(crate) struct Server {
     /// Ops the kernel has not finished with (accept, receives, sends, timeouts).
     ops_in_flight: usize,
     accept_armed: bool,
+    /// Accepting stopped for lack of descriptors; resumed when a connection is freed.
+    accept_paused: bool,
     stopping: bool,
     next_client_id: u64,
     stats: FloorStats,
@@ -103,6 +105,7 @@ impl Server {
             tick_ts: Box::new(TICK.into()),
             ops_in_flight: 0,
             accept_armed: false,
+            accept_paused: false,
             stopping: false,
             next_client_id: 1,
             stats,
@@ -133,7 +136,7 @@ impl Server {
                 self.release_held()?;
             }
             self.flush_dirty()?;
-            self.free_closed();
+            self.free_closed()?;
         }
         Ok(())
     }
@@ -189,10 +192,18 @@ impl Server {
                 return Ok(());
             }
             self.open(fd)?;
+        } else if matches!(
+            -cqe.result,
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+        ) {
+            // Out of descriptors or memory: accepting again at once would fail at once, in a
+            // loop. Wait until a connection is freed.
+            self.stats.accept_errors += 1;
+            self.accept_paused = true;
         } else if cqe.result != -libc::ECANCELED {
             self.stats.accept_errors += 1;
         }
-        if !self.accept_armed && !self.stopping {
+        if !self.accept_armed && !self.accept_paused && !self.stopping {
             self.arm_accept()?;
         }
         Ok(())
@@ -208,7 +219,7 @@ impl Server {
         let peer = sock.peer_addr().ok().and_then(|a| a.as_socket());
         let info = self.info(peer);
         let mut conn = Conn::new(fd, self.config.limits);
-        encode::info(&mut conn.out.pending, &info);
+        encode::info(conn.out.text(), &info);
         let index = self.conns.insert(conn);
         self.stats.accepts += 1;
         self.arm_recv(index)?;
@@ -305,7 +316,7 @@ impl Server {
                 } => self.subscribe(index, subject, queue_group.is_some(), sid),
                 ClientOp::Unsub { sid, max_msgs } => self.unsubscribe(index, &sid, max_msgs),
                 ClientOp::Ping => {
-                    encode::pong(&mut self.conns[index].out.pending);
+                    encode::pong(self.conns[index].out.text());
                     self.mark_dirty(index);
                 }
                 ClientOp::Pong => {}
@@ -328,7 +339,7 @@ impl Server {
     }
 
     fn send_err(&mut self, index: usize, text: &str) {
-        encode::err(&mut self.conns[index].out.pending, text);
+        encode::err(self.conns[index].out.text(), text);
         self.mark_dirty(index);
     }
 
@@ -365,8 +376,9 @@ impl Server {
     }
 
     /// Copy the message into every subscriber's pending buffer: `MSG <subject> <sid> ` (kept
-    /// per subscription), `[reply-to ]<#bytes>\r\n` (built once), payload, CRLF.
-    fn publish(&mut self, from: usize, subject: &[u8], reply_to: Option<&[u8]>, payload: &[u8]) {
+    /// per subscription), `[reply-to ]<#bytes>\r\n` (built once), payload, CRLF. A payload at
+    /// or above the share threshold is queued by reference instead of copied.
+    fn publish(&mut self, from: usize, subject: &[u8], reply_to: Option<&[u8]>, payload: &Bytes) {
         self.stats.messages_in += 1;
         let echo = self.conns[from].echo;
         self.tail.clear();
@@ -377,6 +389,7 @@ impl Server {
         self.tail
             .put_slice(itoa::Buffer::new().format(payload.len()).as_bytes());
         self.tail.put_slice(encode::CRLF);
+        let share = !payload.is_empty() && payload.len() >= self.config.share_threshold;
         let Server {
             subjects,
             conns,
@@ -402,12 +415,21 @@ impl Server {
                 cut.push(sub.conn);
                 continue;
             }
-            let out = &mut conn.out.pending;
-            out.reserve(frame);
-            out.put_slice(&sub.prefix);
-            out.put_slice(tail);
-            out.put_slice(payload);
-            out.put_slice(encode::CRLF);
+            if share {
+                let text = conn.out.text();
+                text.reserve(sub.prefix.len() + tail.len() + 2);
+                text.put_slice(&sub.prefix);
+                text.put_slice(tail);
+                conn.out.push_shared(payload);
+                conn.out.text().put_slice(encode::CRLF);
+            } else {
+                let text = conn.out.text();
+                text.reserve(frame);
+                text.put_slice(&sub.prefix);
+                text.put_slice(tail);
+                text.put_slice(payload);
+                text.put_slice(encode::CRLF);
+            }
             stats.deliveries_out += 1;
             if !conn.dirty {
                 conn.dirty = true;
@@ -450,18 +472,28 @@ impl Server {
     /// with nothing left is closed instead.
     fn start_send(&mut self, index: usize) -> io::Result<()> {
         let conn = &mut self.conns[index];
-        let Some((ptr, len)) = conn.out.next_chunk() else {
+        let Some(chunk) = conn.out.next_chunk() else {
             if conn.state == State::Draining {
                 self.close(index);
             }
             return Ok(());
         };
-        let sqe = opcode::Send::new(types::Fd(conn.fd.as_raw_fd()), ptr, len)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(ring::user_data(Kind::Send, index));
-        // SAFETY: `ptr..ptr+len` is inside the send buffer in flight, which `send_in_flight`
-        // keeps untouched and the connection unfreed until the completion (conn.rs # Safety).
+        let fd = types::Fd(conn.fd.as_raw_fd());
+        let sqe = match chunk {
+            Chunk::Contiguous(ptr, len) => opcode::Send::new(fd, ptr, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build(),
+            Chunk::Vectored(msg) => {
+                self.stats.vectored_sends += 1;
+                opcode::SendMsg::new(fd, msg)
+                    .flags(libc::MSG_NOSIGNAL as u32)
+                    .build()
+            }
+        }
+        .user_data(ring::user_data(Kind::Send, index));
+        // SAFETY: the chunk points into the batch in flight (and, vectored, at the iovecs and
+        // header beside it), which `send_in_flight` keeps untouched and the connection unfreed
+        // until the completion (conn.rs # Safety).
         unsafe { self.ring.push(&sqe, &mut self.stats)? };
         conn.send_in_flight = true;
         self.ops_in_flight += 1;
@@ -579,7 +611,7 @@ impl Server {
         }
         let was_open = conn.state == State::Open;
         conn.state = State::Closing;
-        conn.out.pending.clear();
+        conn.out.clear_pending();
         // An error means the socket is already disconnected: its ops complete anyway.
         let _ = socket2::SockRef::from(&conn.fd).shutdown(std::net::Shutdown::Both);
         if was_open {
@@ -607,7 +639,10 @@ impl Server {
         }
     }
 
-    fn free_closed(&mut self) {
+    fn free_closed(&mut self) -> io::Result<()> {
+        if self.to_free.is_empty() {
+            return Ok(());
+        }
         for index in self.to_free.drain(..) {
             let conn = self.conns.remove(index);
             if conn.clock.held {
@@ -615,6 +650,11 @@ impl Server {
             }
             // Dropping `conn` closes its descriptor.
         }
+        if self.accept_paused && !self.accept_armed {
+            self.accept_paused = false;
+            self.arm_accept()?;
+        }
+        Ok(())
     }
 
     /// Shut every socket down, cancel every op, and wait (bounded) for the kernel to hand

@@ -40,9 +40,31 @@ fn ping_gets_pong_and_pong_and_connect_get_nothing() {
     floor.stop();
 }
 
+/// The two ways a payload reaches a send: copied into the connection's buffer, or shared.
+fn copied() -> FloorConfig {
+    FloorConfig {
+        share_threshold: usize::MAX,
+        ..FloorConfig::default()
+    }
+}
+
+fn shared() -> FloorConfig {
+    FloorConfig {
+        share_threshold: 1,
+        ..FloorConfig::default()
+    }
+}
+
 #[test]
 fn every_subscriber_gets_every_message_in_order_whatever_its_size() {
-    let Some(floor) = common::start(FloorConfig::default()) else {
+    for config in [FloorConfig::default(), copied(), shared()] {
+        fan_out_in_order(config);
+    }
+}
+
+fn fan_out_in_order(config: FloorConfig) {
+    let threshold = config.share_threshold;
+    let Some(floor) = common::start(config) else {
         return;
     };
     const SUBSCRIBERS: usize = 6;
@@ -83,6 +105,10 @@ fn every_subscriber_gets_every_message_in_order_whatever_its_size() {
     assert_eq!(stats.messages_in, count);
     assert_eq!(stats.deliveries_out, count * SUBSCRIBERS as u64);
     assert_eq!(stats.slow_consumers, 0);
+    match threshold {
+        usize::MAX => assert_eq!(stats.vectored_sends, 0, "{stats:?}"),
+        _ => assert!(stats.vectored_sends > 0, "{stats:?}"),
+    }
 }
 
 #[test]
@@ -98,16 +124,25 @@ fn a_subscriber_that_stops_reading_is_cut_past_max_pending_and_blocks_no_one() {
     let len = 16 * 1024;
     let mut stuck = Client::subscriber(floor.addr, "s", Some(4096));
     let mut healthy = Client::subscriber(floor.addr, "s", None);
+    let (ack, acked) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         for seq in 0..count {
             assert!(
                 healthy.next_msg()[..] == payload(seq, len)[..],
                 "message {seq}"
             );
+            let _ = ack.send(seq);
         }
     });
     let mut publisher = Client::publisher(floor.addr);
     for seq in 0..count {
+        // The healthy one is never more than 4 messages (far below max pending) behind, so
+        // only the stuck one can be cut.
+        if seq >= 4 {
+            acked
+                .recv()
+                .expect("the healthy subscriber stopped before the end");
+        }
         publisher.publish("s", &payload(seq, len));
     }
     reader
@@ -142,7 +177,13 @@ fn a_subscriber_that_stops_reading_is_cut_past_max_pending_and_blocks_no_one() {
 
 #[test]
 fn a_slow_reader_with_a_small_receive_buffer_gets_every_byte_in_order() {
-    let Some(floor) = common::start(FloorConfig::default()) else {
+    for config in [copied(), shared()] {
+        slow_reader_in_order(config);
+    }
+}
+
+fn slow_reader_in_order(config: FloorConfig) {
+    let Some(floor) = common::start(config) else {
         return;
     };
     let count = 64u64;
