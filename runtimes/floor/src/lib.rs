@@ -10,8 +10,9 @@
 //!
 //! [`serve`] runs the server on the calling thread until the caller sets `stop`, and returns
 //! the counters ([`FloorStats`]). The stop is seen through a periodic io_uring timeout every
-//! 25 ms (no eventfd to signal: set the flag and wait), so `serve` returns within about
-//! 25 ms + 50 ms (the bounded wait for the kernel to hand buffers back). Pinning is the
+//! 25 ms (no eventfd to signal: set the flag and wait), then every connection is shut down
+//! and every op cancelled; the completions normally arrive at once, and the wait for them is
+//! bounded at 100 ms. So `serve` returns about 25 ms after `stop` is set. Pinning is the
 //! caller's: `serve` runs where it is called. [`probe`] says whether io_uring is usable.
 //!
 //! # Protocol subset
@@ -212,7 +213,8 @@ pub struct FloorStats {
 ///
 /// Fails at once when the configuration is invalid or io_uring is unavailable, and later only
 /// if `io_uring_enter` itself fails. The stop is noticed within 25 ms (a periodic timeout),
-/// after which every connection is shut down and `serve` returns within about 50 ms more.
+/// after which every connection is shut down and `serve` returns (at most 100 ms more, when
+/// the kernel is slow to hand buffers back).
 pub fn serve(
     listener: TcpListener,
     config: FloorConfig,

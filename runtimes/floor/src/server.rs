@@ -40,7 +40,7 @@ use crate::{FloorConfig, FloorStats, ANNOUNCED_VERSION};
 /// The periodic wake-up: a stop is seen within this.
 pub(crate) const TICK: Duration = Duration::from_millis(25);
 /// How long a stop waits for the kernel to hand back every buffer.
-const DRAIN_TIMEOUT: Duration = Duration::from_millis(50);
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(100);
 
 pub(crate) struct Server {
     ring: Ring,
@@ -672,20 +672,22 @@ impl Server {
         // SAFETY: a cancellation points at no memory.
         let pushed = unsafe { self.ring.push(&cancel, &mut self.stats) };
         let deadline = now_ns() + DRAIN_TIMEOUT.as_nanos() as u64;
-        while pushed.is_ok() && self.ops_in_flight > 0 && now_ns() < deadline {
-            if self
-                .ring
-                .wait_bounded(Duration::from_millis(5), &mut self.stats)
-                .is_err()
-            {
-                break;
-            }
+        let mut waited = pushed.is_ok();
+        // The last thing before giving up is a reap, so a stall of this thread past the
+        // deadline does not leak buffers whose completions are already there.
+        while waited {
             let mut cqes = mem::take(&mut self.cqes);
             self.ring.reap(&mut cqes);
             for cqe in cqes.drain(..) {
                 self.drained(cqe);
             }
             self.cqes = cqes;
+            waited = self.ops_in_flight > 0
+                && now_ns() < deadline
+                && self
+                    .ring
+                    .wait_bounded(Duration::from_millis(5), &mut self.stats)
+                    .is_ok();
         }
         self.stats.ops_leaked = self.ops_in_flight as u64;
         if self.ops_in_flight > 0 {
