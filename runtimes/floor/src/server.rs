@@ -26,7 +26,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use fanbench_protocol::{encode, subject, ClientOp, ProtocolError, ServerInfo};
 use io_uring::{opcode, types, types::CancelBuilder};
 use slab::Slab;
@@ -60,8 +60,8 @@ pub(crate) struct Server {
     /// Connections cut as slow consumers during one fan-out.
     cut: Vec<usize>,
     cqes: Vec<ring::Cqe>,
-    /// `[reply-to ]<#bytes>\r\n` of the message being fanned out.
-    tail: BytesMut,
+    /// What follows `MSG <subject> <sid> ` in the message being fanned out.
+    body: BytesMut,
     /// The timespecs the kernel reads when a timeout is submitted (boxed: a stable address).
     window_ts: Box<types::Timespec>,
     tick_ts: Box<types::Timespec>,
@@ -100,7 +100,7 @@ impl Server {
             to_free: Vec::new(),
             cut: Vec::new(),
             cqes: Vec::new(),
-            tail: BytesMut::with_capacity(64),
+            body: BytesMut::with_capacity(64),
             window_ts: Box::new(types::Timespec::new()),
             tick_ts: Box::new(TICK.into()),
             ops_in_flight: 0,
@@ -376,24 +376,31 @@ impl Server {
     }
 
     /// Copy the message into every subscriber's pending buffer: `MSG <subject> <sid> ` (kept
-    /// per subscription), `[reply-to ]<#bytes>\r\n` (built once), payload, CRLF. A payload at
-    /// or above the share threshold is queued by reference instead of copied.
+    /// per subscription), then `[reply-to ]<#bytes>\r\n<payload>\r\n` (built once per
+    /// message). A payload at or above the share threshold is queued by reference instead.
     fn publish(&mut self, from: usize, subject: &[u8], reply_to: Option<&[u8]>, payload: &Bytes) {
         self.stats.messages_in += 1;
         let echo = self.conns[from].echo;
-        self.tail.clear();
-        if let Some(r) = reply_to {
-            self.tail.put_slice(r);
-            self.tail.put_u8(b' ');
-        }
-        self.tail
-            .put_slice(itoa::Buffer::new().format(payload.len()).as_bytes());
-        self.tail.put_slice(encode::CRLF);
         let share = !payload.is_empty() && payload.len() >= self.config.share_threshold;
+        // Everything after the per-subscription prefix, built once: `[reply-to ]<#bytes>\r\n`,
+        // then (when copied) the payload and CRLF, so a delivery is two copies.
+        let body = &mut self.body;
+        body.clear();
+        if let Some(r) = reply_to {
+            body.extend_from_slice(r);
+            body.extend_from_slice(b" ");
+        }
+        body.extend_from_slice(itoa::Buffer::new().format(payload.len()).as_bytes());
+        body.extend_from_slice(encode::CRLF);
+        let head_len = body.len();
+        if !share {
+            body.extend_from_slice(payload);
+            body.extend_from_slice(encode::CRLF);
+        }
         let Server {
             subjects,
             conns,
-            tail,
+            body,
             dirty,
             cut,
             stats,
@@ -408,7 +415,7 @@ impl Server {
             if conn.state != State::Open {
                 continue;
             }
-            let frame = sub.prefix.len() + tail.len() + payload.len() + 2;
+            let frame = sub.prefix.len() + head_len + payload.len() + 2;
             if conn.out.queued() + frame > config.max_pending {
                 conn.out.replace_pending_with_err("Slow Consumer");
                 stats.slow_consumers += 1;
@@ -417,18 +424,16 @@ impl Server {
             }
             if share {
                 let text = conn.out.text();
-                text.reserve(sub.prefix.len() + tail.len() + 2);
-                text.put_slice(&sub.prefix);
-                text.put_slice(tail);
+                text.reserve(sub.prefix.len() + head_len + 2);
+                text.extend_from_slice(&sub.prefix);
+                text.extend_from_slice(&body[..head_len]);
                 conn.out.push_shared(payload);
-                conn.out.text().put_slice(encode::CRLF);
+                conn.out.text().extend_from_slice(encode::CRLF);
             } else {
                 let text = conn.out.text();
                 text.reserve(frame);
-                text.put_slice(&sub.prefix);
-                text.put_slice(tail);
-                text.put_slice(payload);
-                text.put_slice(encode::CRLF);
+                text.extend_from_slice(&sub.prefix);
+                text.extend_from_slice(body);
             }
             stats.deliveries_out += 1;
             if !conn.dirty {
