@@ -2,7 +2,7 @@
 //! `fanbench run --target HOST:PORT --label floor --server-pid PID`.
 //! Runs until SIGINT/SIGTERM, then prints its counters as JSON on stdout.
 //!
-//! `taskset -c 0 cargo run --release -p fanbench-floor --example serve -- --coalesce-us 0`
+//! `taskset -c 0 cargo run --release -p fanbench-floor --example serve -- --coalesce-us 1000`
 
 use std::net::TcpListener;
 use std::sync::atomic::AtomicBool;
@@ -20,7 +20,7 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:4222")]
     addr: String,
     /// Batching window in microseconds (0: off).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = fanbench_floor::DEFAULT_COALESCE.as_micros() as u64)]
     coalesce_us: u64,
     /// Payloads of at least this many bytes are sent by reference instead of copied.
     #[arg(long, default_value_t = fanbench_floor::DEFAULT_SHARE_THRESHOLD)]

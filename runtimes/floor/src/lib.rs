@@ -86,10 +86,15 @@ use fanbench_protocol::Limits;
 use serde::Serialize;
 
 /// The version announced in `INFO`: the nats-server release whose client protocol fanbench's
-/// broker implements (the broker announces the same).
+/// broker implements (the broker announces the same; a test checks they agree).
 pub const ANNOUNCED_VERSION: &str = "2.10.0";
 
-/// The longest batching window accepted.
+/// The default batching window: the broker's default, the same for every row (a test checks
+/// they agree).
+pub const DEFAULT_COALESCE: Duration = Duration::from_millis(1);
+
+/// The longest batching window accepted (a sanity bound; the harness's own, lower, applies
+/// to every row).
 pub const MAX_COALESCE: Duration = Duration::from_secs(1);
 
 /// Payload size from which a payload is queued by reference rather than copied per
@@ -118,11 +123,11 @@ pub struct FloorConfig {
 }
 
 impl Default for FloorConfig {
-    /// No batching, 64 MiB max pending, [`DEFAULT_SHARE_THRESHOLD`], nats-server's limits,
-    /// 4096 SQEs.
+    /// A 1 ms window (every row's default), 64 MiB max pending, [`DEFAULT_SHARE_THRESHOLD`],
+    /// nats-server's limits, 4096 SQEs.
     fn default() -> Self {
         FloorConfig {
-            coalesce: Duration::ZERO,
+            coalesce: DEFAULT_COALESCE,
             max_pending: 64 * 1024 * 1024,
             share_threshold: DEFAULT_SHARE_THRESHOLD,
             limits: Limits::default(),

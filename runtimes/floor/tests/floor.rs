@@ -10,6 +10,18 @@ use fanbench_floor::FloorConfig;
 use fanbench_protocol::ServerOp;
 
 #[test]
+fn the_default_window_and_announced_version_are_the_brokers() {
+    assert_eq!(
+        FloorConfig::default().coalesce,
+        fanbench_broker::coalesce::DEFAULT_COALESCE
+    );
+    assert_eq!(
+        fanbench_floor::ANNOUNCED_VERSION,
+        fanbench_broker::server::ANNOUNCED_VERSION
+    );
+}
+
+#[test]
 fn info_on_connect_carries_the_broker_fields() {
     let Some(floor) = common::start(FloorConfig::default()) else {
         return;
