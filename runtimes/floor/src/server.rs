@@ -417,6 +417,9 @@ impl Server {
             }
             let frame = sub.prefix.len() + head_len + payload.len() + 2;
             if conn.out.queued() + frame > config.max_pending {
+                // Draining at once, so a second subscription of the same connection to this
+                // subject queues nothing behind the -ERR.
+                conn.state = State::Draining;
                 conn.out.replace_pending_with_err("Slow Consumer");
                 stats.slow_consumers += 1;
                 cut.push(sub.conn);
@@ -443,8 +446,8 @@ impl Server {
         }
         let mut cut = mem::take(&mut self.cut);
         for index in cut.drain(..) {
+            self.forget_subscriptions(index);
             self.mark_dirty(index);
-            self.drain_and_close(index);
         }
         self.cut = cut;
     }

@@ -188,6 +188,38 @@ fn a_subscriber_that_stops_reading_is_cut_past_max_pending_and_blocks_no_one() {
 }
 
 #[test]
+fn nothing_follows_the_slow_consumer_err_even_with_two_subscriptions_to_the_subject() {
+    let Some(floor) = common::start(FloorConfig {
+        max_pending: 256 * 1024,
+        ..FloorConfig::default()
+    }) else {
+        return;
+    };
+    let (mut stuck, _) = Client::connect_with(floor.addr, Some(4096));
+    stuck.send(b"CONNECT {}\r\nSUB s 1\r\nSUB s 2\r\nPING\r\n");
+    assert_eq!(stuck.next(), Some(ServerOp::Pong));
+    let mut publisher = Client::publisher(floor.addr);
+    for seq in 0..400 {
+        publisher.publish("s", &payload(seq, 4096));
+    }
+    let mut msgs = 0;
+    loop {
+        match stuck.next() {
+            Some(ServerOp::Msg { .. }) => msgs += 1,
+            Some(ServerOp::Err(text)) => {
+                assert_eq!(text, "Slow Consumer");
+                break;
+            }
+            other => panic!("expected MSG or -ERR, got {other:?}"),
+        }
+    }
+    assert!(msgs < 800, "cut before the end ({msgs} of 800 deliveries)");
+    assert_eq!(stuck.next(), None, "nothing after the -ERR, then the close");
+    let stats = floor.stop();
+    assert_eq!(stats.slow_consumers, 1);
+}
+
+#[test]
 fn a_slow_reader_with_a_small_receive_buffer_gets_every_byte_in_order() {
     for config in [copied(), shared()] {
         slow_reader_in_order(config);
