@@ -99,7 +99,7 @@ pub const MAX_COALESCE: Duration = Duration::from_secs(1);
 
 /// Payload size from which a payload is queued by reference rather than copied per
 /// subscriber (see runtimes/floor/PERF.md for the measurement behind it).
-pub const DEFAULT_SHARE_THRESHOLD: usize = 16 * 1024;
+pub const DEFAULT_SHARE_THRESHOLD: usize = 4 * 1024;
 
 /// The largest ring the kernel allows.
 pub const MAX_RING_ENTRIES: u32 = 32768;
