@@ -43,11 +43,14 @@
 //!   the re-arm SQE per receive but not a copy; receives are one per publisher wake-up, a
 //!   small share of the work at fan-out 100.)
 //! - Per connection, one contiguous send buffer: each delivery copies
-//!   `MSG <subject> <sid> ` (kept per subscription), `<#bytes>\r\n` (formatted once per
-//!   message), the payload and `\r\n` into it: one copy per delivery, no iovec. One
-//!   `IORING_OP_SEND` is in flight per connection; what is queued meanwhile goes out in the
-//!   next send (a second buffer fills while the first is sent; they swap, so the steady
-//!   state allocates nothing). A short send is resumed at its offset at once.
+//!   `MSG <subject> <sid> ` (kept per subscription) and `<#bytes>\r\n<payload>\r\n` (built
+//!   once per message) into it: two copies per delivery, no iovec. A payload of at least
+//!   `share_threshold` bytes (default [`DEFAULT_SHARE_THRESHOLD`], measured in PERF.md) is
+//!   instead queued by reference between the text, and such a batch goes out as
+//!   `IORING_OP_SENDMSG` iovecs (at most 1024 per send). One send is in flight per connection;
+//!   what is queued meanwhile goes out in the next (a second batch fills while the first is
+//!   sent; they swap, so the steady state allocates nothing). A short send is resumed at its
+//!   offset at once, ahead of anything queued after it.
 //! - Max pending (64 MiB by default, like the broker's): a delivery that would take a
 //!   connection's unsent bytes past it cuts the connection: what is pending is dropped,
 //!   `-ERR 'Slow Consumer'` is queued behind the send in flight, and the connection closes once
@@ -56,10 +59,13 @@
 //!
 //! # Batching
 //!
-//! The rule every row implements (`batching.rs`): after a send completes, a *busy* connection
-//! (previous send completed less than `W` before, or this send was started by a release and
-//! found data waiting) holds its next send until the server-wide window ends; one io_uring
-//! timeout (absolute, CLOCK_MONOTONIC) per window. `W = 0` turns it off.
+//! The rule every row implements (`batching.rs`, the broker's `coalesce.rs`): after a send
+//! completes, a *busy* connection (previous send completed less than `W` before, or this send
+//! was started by a release and found data waiting) holds its next send until the
+//! server-wide window ends; one io_uring timeout (absolute, CLOCK_MONOTONIC) per window.
+//! `W = 0` turns it off; the default is every row's, [`DEFAULT_COALESCE`]. A send the socket
+//! took only in part is not a completed send: its rest goes at once, and the rule applies when
+//! the whole batch is sent.
 //!
 //! # Safety
 //!
