@@ -43,6 +43,8 @@ registry! {
     MonoioEpoll,
     /// Blocking std::net, a thread per connection.
     Threads,
+    /// Not a runtime: a minimal raw io_uring fan-out server, the physical floor of the job.
+    Floor,
 }
 
 impl RuntimeRow {
@@ -57,6 +59,7 @@ impl RuntimeRow {
             RuntimeRow::Monoio => "monoio",
             RuntimeRow::MonoioEpoll => "monoio-epoll",
             RuntimeRow::Threads => "threads",
+            RuntimeRow::Floor => "floor",
         }
     }
 
@@ -88,6 +91,11 @@ impl RuntimeRow {
                 "blocking std::net: a thread per connection reading, one per connection writing \
                  (pre-async baseline); ignores --threads"
             }
+            RuntimeRow::Floor => {
+                "not a runtime: a minimal single-threaded raw io_uring fan-out server \
+                 (runtimes/floor, no broker, no trait), the floor the rows are read against; \
+                 ignores --threads"
+            }
         }
     }
 
@@ -100,6 +108,7 @@ impl RuntimeRow {
             RuntimeRow::Glommio => "glommio",
             RuntimeRow::Monoio | RuntimeRow::MonoioEpoll => "monoio",
             RuntimeRow::Threads => "fanbench-rt-threads",
+            RuntimeRow::Floor => "io-uring",
         }
     }
 
@@ -113,6 +122,7 @@ impl RuntimeRow {
             RuntimeRow::Glommio => env!("FANBENCH_CRATE_VERSION_GLOMMIO"),
             RuntimeRow::Monoio | RuntimeRow::MonoioEpoll => env!("FANBENCH_CRATE_VERSION_MONOIO"),
             RuntimeRow::Threads => env!("CARGO_PKG_VERSION"),
+            RuntimeRow::Floor => env!("FANBENCH_CRATE_VERSION_IO_URING"),
         }
     }
 

@@ -164,6 +164,8 @@ fn listener_count(runtime: RuntimeRow, threads: usize) -> usize {
         RuntimeRow::TokioMt => 1,
         // One accept thread; connections get their own threads (ThreadSpawner).
         RuntimeRow::Threads => 1,
+        // One thread, one ring.
+        RuntimeRow::Floor => 1,
         RuntimeRow::Uring
         | RuntimeRow::Tokio
         | RuntimeRow::Compio
@@ -184,6 +186,7 @@ fn serve_row(
 ) -> Result<Vec<ThreadStats>> {
     use fanbench_rt_tokio::{TokioMtRuntime, TokioRuntime, WorkStealing};
     match runtime {
+        RuntimeRow::Floor => serve_floor(cpus, listeners, &broker),
         RuntimeRow::Uring => {
             use fanbench_uring::{UringConfig, UringRuntime};
             let config = UringConfig {
@@ -417,6 +420,46 @@ fn bind_listeners(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpLis
                 .with_context(|| format!("cannot listen on {addr}"))
         })
         .collect()
+}
+
+/// The floor row: not the broker, but the same limits and batching window, on this thread
+/// (pinned to the first server CPU), until the broker's shutdown is triggered.
+fn serve_floor(
+    cpus: Option<&[usize]>,
+    mut listeners: Vec<std::net::TcpListener>,
+    broker: &Broker,
+) -> Result<Vec<ThreadStats>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = listeners.pop().context("no listener for the floor")?;
+    if let Some(cpus) = cpus {
+        pin_current_thread(&cpus[..1])?;
+    }
+    let config = broker.config();
+    let floor = fanbench_floor::FloorConfig {
+        coalesce: config.coalesce,
+        max_pending: config.max_pending,
+        limits: config.limits.clone(),
+        ..fanbench_floor::FloorConfig::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        let shutdown = broker.shutdown().clone();
+        std::thread::Builder::new()
+            .name("fanbench-floor-stop".into())
+            .spawn(move || {
+                while !shutdown.is_triggered() && !stop.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                stop.store(true, Ordering::Release);
+            })
+            .context("spawning the floor's stop thread")?
+    };
+    let served = fanbench_floor::serve(listener, floor, stop.clone());
+    stop.store(true, Ordering::Release);
+    let _ = watcher.join();
+    let stats = served.context("the floor server")?;
+    Ok(vec![serde_json::to_value(stats).ok()])
 }
 
 fn install_signal_handler(shutdown: Shutdown) -> Result<()> {

@@ -1319,7 +1319,12 @@ macro_rules! adversarial {
 }
 
 /// Rows the adversarial cases do not run on, and why.
-const NOT_ADVERSARIAL: &[(&str, &str)] = &[];
+const NOT_ADVERSARIAL: &[(&str, &str)] = &[(
+    "floor",
+    "not a broker: the physical-floor server speaks only what the load generator's workloads \
+     need and keeps no write deadline or PING/stale-connection limits (runtimes/floor docs); \
+     its own tests cover its slow-consumer bound and partial sends",
+)];
 
 /// A row added to the binary (harness/src/runtimes.rs) must be added to the list below, or to
 /// `NOT_ADVERSARIAL` with the reason.

@@ -131,4 +131,5 @@ batching! {
     monoio => "monoio",
     monoio_epoll => "monoio-epoll",
     threads => "threads",
+    floor => "floor",
 }

@@ -16,6 +16,7 @@ const KNOWN: &[(&str, RGBColor)] = &[
     ("compio", RGBColor(0xE6, 0x9F, 0x00)),
     ("threads", RGBColor(0x8C, 0x56, 0x4B)),
     ("nats-server", RGBColor(0x33, 0x22, 0x88)),
+    ("floor", RGBColor(0x40, 0x40, 0x40)),
 ];
 
 const FALLBACK: &[RGBColor] = &[
