@@ -438,7 +438,7 @@ fn serve_floor(
     let floor = fanbench_floor::FloorConfig {
         coalesce: config.coalesce,
         max_pending: config.max_pending,
-        limits: config.limits.clone(),
+        limits: config.limits,
         ..fanbench_floor::FloorConfig::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
