@@ -41,6 +41,11 @@ pub const MAX_IOVECS: usize = 1024;
 /// Staging capacity reserved at a time for small encoded text.
 const STAGING_CHUNK: usize = 16 * 1024;
 
+/// Messages whose headers and payload take at most this many bytes are copied into the
+/// staging buffer; larger payloads are queued shared (`broker/PERF.md`, "Copying small
+/// payloads").
+pub const COPY_BELOW: usize = 2048;
+
 struct Inner {
     frames: Vec<Bytes>,
     staging: BytesMut,
@@ -103,15 +108,23 @@ impl Outbound {
             return false;
         }
         inner.pending_bytes += header_len + body_len;
-        for part in headers.into_iter().chain(std::iter::once(payload)) {
-            if part.is_empty() {
-                continue;
+        if body_len <= COPY_BELOW {
+            // Small: copied into the staging buffer, so a batch of small messages is one
+            // contiguous buffer (one iovec) instead of two iovecs per message.
+            for part in headers.into_iter().chain(std::iter::once(payload)) {
+                inner.staging.extend_from_slice(part);
             }
-            if !inner.staging.is_empty() {
-                let staged = inner.staging.split().freeze();
-                inner.frames.push(staged);
+        } else {
+            for part in headers.into_iter().chain(std::iter::once(payload)) {
+                if part.is_empty() {
+                    continue;
+                }
+                if !inner.staging.is_empty() {
+                    let staged = inner.staging.split().freeze();
+                    inner.frames.push(staged);
+                }
+                inner.frames.push(part.clone());
             }
-            inner.frames.push(part.clone());
         }
         inner.staging.extend_from_slice(encode::CRLF);
         let waker = inner.waker.take();
@@ -246,7 +259,30 @@ mod tests {
     }
 
     #[test]
-    fn messages_are_framed_with_shared_payloads() {
+    fn a_large_payload_is_shared_and_a_small_one_copied() {
+        let q = Outbound::new(1 << 20);
+        let big = Bytes::from(vec![b'x'; COPY_BELOW]);
+        let header = |out: &mut BytesMut| encode::msg_header(out, b"foo", b"1", None, COPY_BELOW);
+        assert!(q.push_msg(header, None, &big));
+        assert!(q.push_msg(msg_header, None, &Bytes::from_static(b"hello")));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut out = Vec::new();
+        assert!(matches!(
+            q.poll_take(&mut cx, &mut out),
+            Poll::Ready(Batch::Frames)
+        ));
+        // [header][shared payload][CRLF + small message + CRLF]
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            out[1].as_ptr(),
+            big.as_ptr(),
+            "the large payload is not copied"
+        );
+        assert!(out[2].ends_with(b"MSG foo 1 5\r\nhello\r\n"));
+    }
+
+    #[test]
+    fn messages_are_framed() {
         let q = Outbound::new(1 << 20);
         let payload = Bytes::from_static(b"hello");
         assert!(q.push_msg(msg_header, None, &payload));
@@ -286,9 +322,11 @@ mod tests {
     #[test]
     fn a_batch_never_exceeds_max_iovecs() {
         let q = Outbound::new(1 << 30);
-        let payload = Bytes::from(vec![b'x'; 5]);
+        // Shared payloads: two iovecs per message.
+        let payload = Bytes::from(vec![b'x'; COPY_BELOW]);
+        let header = |out: &mut BytesMut| encode::msg_header(out, b"foo", b"1", None, COPY_BELOW);
         for _ in 0..2000 {
-            assert!(q.push_msg(msg_header, None, &payload));
+            assert!(q.push_msg(header, None, &payload));
         }
         let mut cx = Context::from_waker(Waker::noop());
         let mut out = Vec::new();
