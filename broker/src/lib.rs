@@ -8,7 +8,8 @@
 //!   a writer that drains the connection's [`outbound`] queue with one vectored write per batch.
 //! - A publish looks its subject up once (trie + match cache), then appends one frame per
 //!   matching subscription to that subscriber's outbound queue: a per-subscriber `MSG` header
-//!   and the publisher's payload `Bytes`, shared, never copied.
+//!   and the publisher's payload `Bytes`, shared (a message of at most 2 KiB is copied into
+//!   the queue's staging buffer instead, see [`outbound`]).
 //! - Writes are batched by one policy on every row ([`coalesce`]): a busy connection's next
 //!   write waits until the server-wide window ends (`BrokerConfig::coalesce`, zero: off).
 //! - Outbound queues are bounded in bytes; past the bound the subscriber is a slow consumer and

@@ -4,8 +4,9 @@
 //!
 //! Publishers on any thread append under a short mutex; the writer task takes everything
 //! queued at once and sends it with one vectored write. Small text (the per-subscriber `MSG`
-//! header, the payload's trailing CRLF, PONG, +OK) is encoded into one staging `BytesMut`, so a
-//! message costs two iovecs: `[CRLF of the previous message + MSG header][shared payload]`.
+//! header, the payload's trailing CRLF, PONG, +OK) is encoded into one staging `BytesMut`, and
+//! so is a whole message of at most [`COPY_BELOW`] bytes; a larger message costs two iovecs:
+//! `[CRLF of the previous message + MSG header][shared payload]`.
 //!
 //! When a push would take the queued bytes past `max_pending`, the connection becomes a slow
 //! consumer: the queue is dropped, `-ERR 'Slow Consumer'` is queued in its place and the queue
