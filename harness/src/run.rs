@@ -20,6 +20,11 @@ use crate::workload::{self, WorkloadOverrides};
 /// Options of `fanbench run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
+    /// The load generator's calibration to read results against (the file `fanbench
+    /// calibrate --out` writes, or a bench-all results.json); without it results carry no
+    /// headroom.
+    #[arg(long, value_name = "FILE")]
+    pub calibration: Option<std::path::PathBuf>,
     /// Runtime row to start and measure (`fanbench runtimes`), or `nats-server`.
     #[arg(long, required_unless_present = "target", conflicts_with = "target")]
     pub runtime: Option<String>,
@@ -46,6 +51,9 @@ pub struct RunArgs {
 
 /// `fanbench run`.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.calibration {
+        crate::measure::instrument::load_calibration(path)?;
+    }
     let dir = workload::workloads_dir(args.overrides.workloads_dir.as_deref());
     let scenario = args
         .overrides

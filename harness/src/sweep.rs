@@ -35,6 +35,11 @@ mod fields {
 /// Options of `fanbench sweep`.
 #[derive(Debug, clap::Args)]
 pub struct SweepArgs {
+    /// The load generator's calibration to read results against (the file `fanbench
+    /// calibrate --out` writes, or a bench-all results.json); without it results carry no
+    /// headroom.
+    #[arg(long, value_name = "FILE")]
+    pub calibration: Option<std::path::PathBuf>,
     /// Runtime rows to sweep (`fanbench runtimes`, or nats-server); repeat the flag or separate
     /// names with commas.
     #[arg(long = "runtime", value_delimiter = ',', required = true)]
@@ -440,6 +445,9 @@ pub fn bench_all_sweep(
 
 /// `fanbench sweep`.
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.calibration {
+        crate::measure::instrument::load_calibration(path)?;
+    }
     if !(args.step_factor > 1.0 && args.step_factor.is_finite()) {
         bail!("--step-factor must be greater than 1");
     }

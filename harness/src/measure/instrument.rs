@@ -24,6 +24,27 @@ pub fn set_calibration(calibration: Calibration) {
     let _ = CALIBRATION.set(calibration);
 }
 
+/// Reads a calibration from `path`: the file `fanbench calibrate --out` writes, or a
+/// bench-all results.json (its top-level `calibration`), and makes it this process's.
+pub fn load_calibration(path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the calibration {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let calibration = match value.get("calibration") {
+        Some(serde_json::Value::Null) => anyhow::bail!(
+            "{} holds no calibration (that run skipped it)",
+            path.display()
+        ),
+        Some(inner) => serde_json::from_value(inner.clone()),
+        None => serde_json::from_value(value),
+    }
+    .with_context(|| format!("{} holds no fanbench calibration", path.display()))?;
+    set_calibration(calibration);
+    Ok(())
+}
+
 pub fn calibration() -> Option<&'static Calibration> {
     CALIBRATION.get()
 }
