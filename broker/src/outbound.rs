@@ -47,6 +47,11 @@ const STAGING_CHUNK: usize = 16 * 1024;
 /// payloads").
 pub const COPY_BELOW: usize = 2048;
 
+/// Small messages are copied only while less than this many bytes are queued: a subscriber
+/// that falls behind (a slow or stuck reader) queues shared payloads, so its queue does not
+/// turn every publish into a copy of its own.
+pub const COPY_WHILE_QUEUED_BELOW: usize = 64 * 1024;
+
 struct Inner {
     frames: Vec<Bytes>,
     staging: BytesMut,
@@ -108,10 +113,13 @@ impl Outbound {
             wake(waker);
             return false;
         }
+        let copy = body_len <= COPY_BELOW && inner.pending_bytes < COPY_WHILE_QUEUED_BELOW;
         inner.pending_bytes += header_len + body_len;
-        if body_len <= COPY_BELOW {
-            // Small: copied into the staging buffer, so a batch of small messages is one
-            // contiguous buffer (one iovec) instead of two iovecs per message.
+        if copy {
+            // Small, and the subscriber keeps up: copied into the staging buffer, so a batch
+            // of small messages is one contiguous buffer (one iovec) instead of two iovecs per
+            // message. A subscriber that falls behind gets shared payloads again, so what its
+            // queue holds is references, not copies.
             for part in headers.into_iter().chain(std::iter::once(payload)) {
                 inner.staging.extend_from_slice(part);
             }
