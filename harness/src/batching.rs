@@ -102,15 +102,17 @@ pub fn run(
                 on_point(Point::Reused(r.clone()));
                 continue;
             }
+            if crate::interrupt::received().is_some() {
+                return;
+            }
             let point = match measure(*row, &at_w, placement, log_dir, &mut |_| {}) {
                 Ok(result) => Point::Measured(result),
+                // Not recorded: `bench-all --resume` measures the point whole.
+                Err(MeasureError::Interrupted { .. }) => return,
                 Err(err) => Point::Failed(Skipped {
                     scenario: Some(format!("{} (batching {w} µs)", scenario.name)),
                     runtime: row.name().to_string(),
-                    reason: match err {
-                        MeasureError::Start(e) => format!("server did not start: {e:#}"),
-                        MeasureError::Run(e) => format!("{e:#}"),
-                    },
+                    reason: format!("{err}"),
                 }),
             };
             on_point(point);

@@ -35,12 +35,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::batching;
 use crate::calibrate;
+use crate::interrupt::{self, Interrupted};
 use crate::measure::{instrument, measure, MeasureError, Placement, PlacementArgs, Row, QUICK};
 use crate::policies;
 use crate::results::provenance::new_results_file;
-use crate::results::schema::{ResultsFile, Scenario, Skipped};
+use crate::results::schema::{Failed, ResultsFile, Scenario, Skipped};
 use crate::results::terminal::print_result;
 use crate::results::write::write_results;
+use crate::resume;
+use crate::server_proc::ServerDied;
 use crate::sweep::Settings as SweepSettings;
 use crate::sysinfo;
 use crate::workload::{self, WorkloadOverrides};
@@ -89,6 +92,11 @@ pub struct BenchAllArgs {
     pub overrides: WorkloadOverrides,
     #[command(flatten)]
     pub placement: PlacementArgs,
+    /// Continue the interrupted run in DIR (a results/<run-id> directory): every other option
+    /// is taken from that run's command line, and the (workload, row) pairs it measured are
+    /// not measured again.
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    pub resume: Option<PathBuf>,
 }
 
 /// Seconds one (scenario, row) pair is expected to take.
@@ -186,20 +194,32 @@ fn rows(args: &BenchAllArgs) -> anyhow::Result<Vec<Row>> {
     }
 }
 
-/// `fanbench bench-all`.
+/// `fanbench bench-all`. Interrupted (SIGINT, SIGTERM, SIGHUP), it writes what it measured,
+/// flagged partial, renders the report and returns [`Interrupted`].
 pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
+    interrupt::install()?;
+    let (args, previous) = match &args.resume {
+        Some(dir) => {
+            let (args, file) = resume::load(dir)?;
+            (args, Some((dir.clone(), file)))
+        }
+        None => (args, None),
+    };
     let scenarios = scenarios(&args)?;
     let rows = rows(&args)?;
     let placement = args.placement.resolve()?;
     let started = SystemTime::now();
 
     let infos: Vec<_> = rows.iter().map(|r| r.info(&placement)).collect();
-    let mut suite = Suite::new(
-        new_results_file(started, infos),
-        &args.out,
-        &scenarios,
-        &placement,
-    );
+    let (file, run_dir) = match previous {
+        Some((dir, file)) => (resume::reopen(file, infos), dir),
+        None => {
+            let file = new_results_file(started, infos);
+            let dir = args.out.join(&file.run_id);
+            (file, dir)
+        }
+    };
+    let mut suite = Suite::new(file, run_dir, &scenarios, &placement);
     let available = suite.skip_unavailable_rows(&rows);
     let swept = scenarios
         .iter()
@@ -213,13 +233,19 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
             * loads.iter().map(pair_estimate_seconds).sum::<f64>()
             / loads.len().max(1) as f64
     });
-    let calibration = (!args.skip_calibration).then(|| calibrate::Settings::bench_all(args.quick));
+    let calibrated = suite.file.calibration.clone();
+    if let Some(done) = calibrated {
+        instrument::set_calibration(done);
+    }
+    let calibration = (!args.skip_calibration && suite.file.calibration.is_none())
+        .then(|| calibrate::Settings::bench_all(args.quick));
     let calibration_s = calibration.as_ref().map_or(0.0, |c| c.estimate_seconds());
-    let total_s = estimate_seconds(available.len(), &scenarios)
-        + sweep_s
-        + batching_s
-        + policies_s
-        + calibration_s;
+    // A resumed run has pairs measured already.
+    let measured = suite.file.results.len() as f64;
+    let pairs_s = estimate_seconds(available.len(), &scenarios)
+        - measured * scenarios.iter().map(pair_estimate_seconds).sum::<f64>()
+            / scenarios.len() as f64;
+    let total_s = pairs_s.max(0.0) + sweep_s + batching_s + policies_s + calibration_s;
     eprintln!(
         "fanbench: {} rows x {} workloads, estimated {:.0} s; server CPUs {:?}, load generator \
          CPUs {:?}; writing {}",
@@ -236,25 +262,34 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
         bar.inc((calibration_s * 1000.0) as u64);
     }
     for row in &available {
+        if interrupt::received().is_some() {
+            break;
+        }
         suite.measure_row(*row, &bar)?;
     }
-    suite.file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
-    write_results(&suite.results_path, &suite.file)?;
-    suite.print_totals(started, total_s);
-    if let Some(fanout) = swept {
+    let sweep_path = suite.run_dir.join(fanbench_plots::SWEEP_FILE);
+    let sweep_done = resume::sweep_is_complete(&sweep_path, available.len());
+    if let (Some(fanout), None, false) = (swept, interrupt::received(), sweep_done) {
         bar.set_message(format!("sweep of {}", fanout.name));
         suite.sweep(&available, fanout, args.quick);
     }
     bar.inc((sweep_s * 1000.0) as u64);
-    if let Some(fanout) = batched {
+    if let (Some(fanout), None) = (batched, interrupt::received()) {
         bar.set_message(format!("batching comparison on {}", fanout.name));
         suite.batching(&available, fanout, args.quick, &bar)?;
     }
-    if let Some(loads) = &policy_loads {
+    if let (Some(loads), None) = (&policy_loads, interrupt::received()) {
         bar.set_message("uring submission policies");
         suite.policies(loads, &bar)?;
     }
     bar.finish_and_clear();
+    if let Some(by) = interrupt::received() {
+        return suite.finish_interrupted(by, &available, started, total_s);
+    }
+    suite.file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
+    suite.file.partial = false;
+    write_results(&suite.results_path, &suite.file)?;
+    suite.print_totals(started, total_s);
     render_report(&suite.results_path)?;
     if suite.file.results.is_empty() {
         bail!("no (workload, runtime) pair could be measured");
@@ -289,11 +324,10 @@ struct Suite<'a> {
 impl<'a> Suite<'a> {
     fn new(
         file: ResultsFile,
-        out: &Path,
+        run_dir: PathBuf,
         scenarios: &'a [Scenario],
         placement: &'a Placement,
     ) -> Suite<'a> {
-        let run_dir = out.join(&file.run_id);
         Suite {
             results_path: run_dir.join("results.json"),
             log_dir: run_dir.join("logs"),
@@ -361,6 +395,13 @@ impl<'a> Suite<'a> {
     /// its remaining workloads skipped.
     fn measure_row(&mut self, row: Row, bar: &ProgressBar) -> anyhow::Result<()> {
         for (scenario_index, scenario) in self.scenarios.iter().enumerate() {
+            if self.is_measured(scenario, row) {
+                bar.inc((pair_estimate_seconds(scenario) * 1000.0) as u64);
+                continue;
+            }
+            if interrupt::received().is_some() {
+                break;
+            }
             bar.set_message(format!("{} on {}", scenario.name, row.name()));
             let rep_ms = (rep_estimate_seconds(scenario) * 1000.0) as u64;
             let mut reps_done = 0u64;
@@ -382,19 +423,21 @@ impl<'a> Suite<'a> {
                     true
                 }
                 Err(MeasureError::Run(err)) => {
-                    let reason = format!("{err:#}");
-                    bar.println(format!(
-                        "fanbench: {} on {} failed: {reason}",
-                        scenario.name,
-                        row.name()
-                    ));
-                    self.file.skipped.push(Skipped {
-                        scenario: Some(scenario.name.clone()),
-                        runtime: row.name().to_string(),
-                        reason,
-                    });
+                    let failed = failure(scenario, row, &err, reps_done);
+                    say(
+                        bar,
+                        format!(
+                            "fanbench: {} on {} failed: {}",
+                            scenario.name,
+                            row.name(),
+                            failed.reason
+                        ),
+                    );
+                    self.file.failed.push(failed);
                     false
                 }
+                // Not recorded: the pair is measured whole on `--resume`.
+                Err(MeasureError::Interrupted { .. }) => true,
             };
             write_results(&self.results_path, &self.file)?;
             if row_stops {
@@ -402,6 +445,68 @@ impl<'a> Suite<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Whether this run already has a result for the pair (a resumed run).
+    fn is_measured(&self, scenario: &Scenario, row: Row) -> bool {
+        self.file
+            .results
+            .iter()
+            .any(|r| r.scenario == scenario.name && r.runtime == row.name())
+    }
+
+    /// Told to stop: every pair not measured is listed as skipped with the signal, the file
+    /// is written flagged partial, with the report, and the error says how it was stopped.
+    fn finish_interrupted(
+        &mut self,
+        by: Interrupted,
+        available: &[Row],
+        started: SystemTime,
+        total_s: f64,
+    ) -> anyhow::Result<()> {
+        let reason = format!(
+            "not measured: the run was {by}; `fanbench bench-all --resume DIR` measures it"
+        );
+        for row in available {
+            for scenario in self.scenarios {
+                let done = self.is_measured(scenario, *row)
+                    || self
+                        .file
+                        .failed
+                        .iter()
+                        .any(|f| f.scenario == scenario.name && f.runtime == row.name())
+                    || self.file.skipped.iter().any(|s| {
+                        s.runtime == row.name()
+                            && s.scenario.as_deref().is_none_or(|n| n == scenario.name)
+                    });
+                if !done {
+                    self.file.skipped.push(Skipped {
+                        scenario: Some(scenario.name.clone()),
+                        runtime: row.name().to_string(),
+                        reason: reason.clone(),
+                    });
+                }
+            }
+        }
+        self.file.partial = true;
+        self.file.interrupted_by = Some(by.signal_name());
+        self.file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
+        write_results(&self.results_path, &self.file)?;
+        self.print_totals(started, total_s);
+        if self.file.results.is_empty() {
+            eprintln!(
+                "fanbench: nothing was measured before the {}, so there is no report",
+                by.signal_name()
+            );
+        } else if let Err(e) = render_report(&self.results_path) {
+            eprintln!("fanbench: {e:#}");
+        }
+        eprintln!(
+            "fanbench: {by}: partial results in {}; continue with `fanbench bench-all --resume {}`",
+            self.results_path.display(),
+            self.run_dir.display()
+        );
+        Err(by.into())
     }
 
     /// The row cannot run here: record it as unavailable and skip its workloads from
@@ -414,10 +519,10 @@ impl<'a> Suite<'a> {
         bar: &ProgressBar,
     ) {
         let reason = format!("server did not start: {err:#}");
-        bar.println(format!(
-            "fanbench: row {} unavailable: {reason}",
-            row.name()
-        ));
+        say(
+            bar,
+            format!("fanbench: row {} unavailable: {reason}", row.name()),
+        );
         if let Some(info) = self.file.runtimes.iter_mut().find(|i| i.name == row.name()) {
             info.available = false;
             info.unavailable_reason = Some(reason.clone());
@@ -443,12 +548,21 @@ impl<'a> Suite<'a> {
             .unwrap_or_default()
             .as_secs_f64();
         eprintln!(
-            "fanbench: {} results ({} invalid), {} skipped, in {elapsed:.0} s (estimated {total_s:.0} s): {}",
+            "fanbench: {} results ({} invalid), {} failed, {} skipped, in {elapsed:.0} s (estimated {total_s:.0} s): {}",
             self.file.results.len(),
             self.file.results.iter().filter(|r| !r.valid).count(),
+            self.file.failed.len(),
             self.file.skipped.len(),
             self.results_path.display()
         );
+        for failed in &self.file.failed {
+            eprintln!(
+                "fanbench:   failed {} / {}: {}",
+                failed.scenario,
+                failed.runtime,
+                failed.server_exit.as_deref().unwrap_or(&failed.reason)
+            );
+        }
         for skipped in &self.file.skipped {
             eprintln!(
                 "fanbench:   skipped {} / {}: {}",
@@ -478,7 +592,9 @@ impl<'a> Suite<'a> {
             })
             .copied()
             .collect();
-        let measured = self.file.results.clone();
+        // A resumed run reuses the points it measured before (they come back as `Reused`).
+        let previous = std::mem::take(&mut self.file.batching);
+        let measured: Vec<_> = self.file.results.iter().cloned().chain(previous).collect();
         let pair_ms = |w: u64| {
             (pair_estimate_seconds(&batching::at_window(fanout, w, quick)) * 1000.0) as u64
         };
@@ -575,6 +691,31 @@ impl<'a> Suite<'a> {
     }
 }
 
+/// A line above the progress bar, or on stderr when the bar is hidden (no terminal), which
+/// would drop it.
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// The failure record of a pair whose measurement broke (`reps_done` repetitions completed).
+fn failure(scenario: &Scenario, row: Row, err: &anyhow::Error, reps_done: u64) -> Failed {
+    let died = err.chain().find_map(|e| e.downcast_ref::<ServerDied>());
+    Failed {
+        scenario: scenario.name.clone(),
+        runtime: row.name().to_string(),
+        reason: format!("{err:#}"),
+        server_exit: died.map(|d| d.status.to_string()),
+        server_exit_code: died.and_then(ServerDied::code),
+        server_signal: died.and_then(ServerDied::signal),
+        server_log_tail: died.map(|d| d.log_tail.clone()),
+        repetitions_completed: u32::try_from(reps_done).unwrap_or(u32::MAX),
+    }
+}
+
 /// The charts and index.html beside the results (and the sweep, when there is one).
 fn render_report(results_path: &Path) -> anyhow::Result<()> {
     let report = crate::report::render(results_path, None).context("generating the report")?;
@@ -599,6 +740,7 @@ mod tests {
             skip_calibration: false,
             skip_batching: false,
             skip_policies: false,
+            resume: None,
             overrides: WorkloadOverrides {
                 workloads_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads")),
                 ..overrides

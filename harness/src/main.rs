@@ -10,12 +10,14 @@ mod bench_all;
 mod calibrate;
 mod compare;
 mod cpus;
+mod interrupt;
 mod loadgen;
 mod measure;
 mod metrics;
 mod policies;
 mod report;
 mod results;
+mod resume;
 mod run;
 mod runtimes;
 mod serve;
@@ -75,7 +77,11 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("fanbench: error: {err:#}");
-            std::process::ExitCode::FAILURE
+            // 128 + the signal, as a shell reports a process the signal ended.
+            match interrupt::in_chain(&err).or_else(interrupt::received) {
+                Some(by) => std::process::ExitCode::from(by.exit_code()),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

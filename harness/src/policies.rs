@@ -143,10 +143,15 @@ pub fn run(loads: &[Scenario], base: &Placement, log_dir: &Path, on_point: &mut 
                     continue;
                 }
             };
+            if crate::interrupt::received().is_some() {
+                return;
+            }
             let point = match measure(row, load, &placement, log_dir, &mut |_| {}) {
                 Ok(result) => Point::Measured(Box::new(result)),
                 Err(MeasureError::Start(e)) => skipped(format!("server did not start: {e:#}")),
                 Err(MeasureError::Run(e)) => skipped(format!("{e:#}")),
+                // Not recorded: `bench-all --resume` measures the comparison again.
+                Err(MeasureError::Interrupted { .. }) => return,
             };
             on_point(point);
         }

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::measure::{measure, measure_external, PlacementArgs, Row};
+use crate::measure::{measure, measure_external, MeasureError, PlacementArgs, Row};
 use crate::results::provenance::new_results_file;
 use crate::results::schema::{RuntimeInfo, RuntimeKind};
 use crate::results::terminal::print_result;
@@ -49,11 +49,13 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
 }
 
-/// `fanbench run`.
+/// `fanbench run`. Interrupted (SIGINT, SIGTERM, SIGHUP), it stops the server, writes the
+/// repetitions completed so far (flagged partial) and returns the interruption.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.calibration {
         crate::measure::instrument::load_calibration(path)?;
     }
+    crate::interrupt::install()?;
     let dir = workload::workloads_dir(args.overrides.workloads_dir.as_deref());
     let scenario = args
         .overrides
@@ -74,11 +76,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 .parent()
                 .map(|d| d.join("logs"))
                 .unwrap_or_else(|| PathBuf::from("logs"));
-            let result = measure(row, &scenario, &placement, &log_dir, &mut |i| {
+            let measured = measure(row, &scenario, &placement, &log_dir, &mut |i| {
                 eprintln!("fanbench: {} on {name}: repetition {i} done", scenario.name)
-            })?;
+            });
+            let result = match measured {
+                Ok(result) => result,
+                Err(MeasureError::Interrupted { by, completed }) => {
+                    file.results.extend(completed.map(|r| *r));
+                    file.interrupted_by = Some(by.signal_name());
+                    file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
+                    write_results(&out, &file)?;
+                    eprintln!(
+                        "fanbench: {by}: {} repetition(s) completed, written (partial) to {}",
+                        file.results.first().map_or(0, |r| r.repetitions.len()),
+                        out.display()
+                    );
+                    return Err(by.into());
+                }
+                Err(err) => return Err(err.into()),
+            };
             file.results.push(result.clone());
             file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
+            file.partial = false;
             write_results(&out, &file)?;
             (result, info, out)
         }
@@ -106,6 +125,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             )?;
             file.results.push(result.clone());
             file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
+            file.partial = false;
             write_results(&out, &file)?;
             (result, info, out)
         }

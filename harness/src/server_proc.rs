@@ -1,12 +1,25 @@
 //! The server under test as a child process: started pinned to the server CPU set, awaited
 //! until it answers the protocol (`INFO`), stopped with SIGTERM (then SIGKILL).
+//!
+//! # No server outlives the harness
+//!
+//! - Every server is started with `PR_SET_PDEATHSIG` = SIGKILL, so a harness killed with
+//!   SIGKILL (or crashing) takes its servers with it. The kernel sends that signal when the
+//!   *thread* that forked the child exits, not the process, so every server is spawned by one
+//!   spawner thread that lives as long as the process ([`spawn_child`]).
+//! - Every running server's pid is in one registry ([`LIVE`]), so the interrupt handler can
+//!   stop them all ([`signal_all`]). A pid leaves the registry in the same critical section
+//!   that reaps it, so a signal can never reach a recycled pid.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
@@ -44,6 +57,85 @@ impl ServerCommand {
             .collect()
     }
 }
+
+/// Pids of the servers started and not yet reaped.
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Sends `sig` to every server started and not yet reaped (the interrupt handler).
+pub fn signal_all(sig: libc::c_int) {
+    let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    for &pid in live.iter() {
+        if let Ok(pid) = libc::pid_t::try_from(pid) {
+            // SAFETY: kill has no memory-safety preconditions; the pid is a child of ours
+            // that has not been reaped (reaping removes it under this lock), so it cannot
+            // have been recycled.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Spawns `command` on the spawner thread (started on first use, never ending), so that the
+/// child's `PR_SET_PDEATHSIG` fires only when the whole harness dies.
+fn spawn_child(command: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        let started = std::thread::Builder::new()
+            .name("fanbench-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+            });
+        if let Err(e) = started {
+            eprintln!("fanbench: cannot start the spawner thread: {e}");
+        }
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((command, reply_tx))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawner thread dropped the request"))?
+}
+
+/// The server died while it was being measured: how it ended and what it said last.
+#[derive(Debug, Clone)]
+pub struct ServerDied {
+    pub status: ExitStatus,
+    /// The last lines of its output.
+    pub log_tail: String,
+}
+
+impl ServerDied {
+    /// The signal that killed it, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+
+    /// Its exit code, if it exited.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+impl std::fmt::Display for ServerDied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the server died ({})", self.status)?;
+        if !self.log_tail.trim().is_empty() {
+            write!(f, "; its last output:\n{}", self.log_tail.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ServerDied {}
 
 /// A running server. Dropping it kills the process.
 pub struct ServerProcess {
@@ -85,15 +177,24 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("duplicating the log fd")?)
             .stderr(log.try_clone().context("duplicating the log fd")?);
-        // SAFETY: the closure runs in the forked child before exec and only makes the
-        // async-signal-safe sched_setaffinity syscall (no allocation, no lock) on a cpu_set_t
-        // built before the fork.
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and only makes
+        // async-signal-safe syscalls (sched_setaffinity, prctl, getppid; no allocation, no
+        // lock) on values built before the fork.
         unsafe {
-            command.pre_exec(move || cpus::set_current_thread_affinity(&set));
+            command.pre_exec(move || {
+                cpus::set_current_thread_affinity(&set)?;
+                die_with_parent(parent)
+            });
         }
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {}", cmd.argv().join(" ")))?;
+        let argv = cmd.argv().join(" ");
+        let child = {
+            // Registered before anyone can reap it: the lock is held from spawn to push.
+            let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+            let child = spawn_child(command).with_context(|| format!("starting {argv}"))?;
+            live.push(child.id());
+            child
+        };
         let mut server = ServerProcess {
             child,
             addr: cmd.addr,
@@ -105,9 +206,36 @@ impl ServerProcess {
         Ok(server)
     }
 
-    /// The exit status if the server has exited (it is then reaped), else None.
-    pub fn exit_status(&mut self) -> anyhow::Result<Option<ExitStatus>> {
-        self.child.try_wait().context("checking the server process")
+    /// `try_wait`, dropping the pid from the registry in the same critical section.
+    fn try_reap(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let status = self.child.try_wait()?;
+        if status.is_some() {
+            live.retain(|&p| p != self.child.id());
+        }
+        Ok(status)
+    }
+
+    /// SIGKILL and a blocking reap, under the registry lock.
+    fn kill_and_reap(&mut self) -> std::io::Result<ExitStatus> {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(status) = self.child.try_wait()? {
+            live.retain(|&p| p != self.child.id());
+            return Ok(status);
+        }
+        self.child.kill()?;
+        let status = self.child.wait()?;
+        live.retain(|&p| p != self.child.id());
+        Ok(status)
+    }
+
+    /// How the server died, if it has exited (it is then reaped).
+    pub fn death(&mut self) -> Option<ServerDied> {
+        let status = self.try_reap().ok().flatten()?;
+        Some(ServerDied {
+            status,
+            log_tail: last_lines(&self.log_tail(8192), LOG_TAIL_LINES),
+        })
     }
 
     /// Where the server listens.
@@ -125,11 +253,7 @@ impl ServerProcess {
         let deadline = Instant::now() + timeout;
         let mut last_err = anyhow!("never tried");
         while Instant::now() < deadline {
-            if let Some(status) = self
-                .child
-                .try_wait()
-                .context("checking the server process")?
-            {
+            if let Some(status) = self.try_reap().context("checking the server process")? {
                 bail!(
                     "exited with {status} before answering; its output:\n{}",
                     self.log_tail(4096)
@@ -177,7 +301,7 @@ impl ServerProcess {
 
     /// SIGTERM, wait up to `timeout`, then SIGKILL.
     pub fn stop(mut self, timeout: Duration) -> anyhow::Result<Stopped> {
-        if let Some(status) = self.child.try_wait()? {
+        if let Some(status) = self.try_reap()? {
             return Ok(Stopped {
                 status,
                 killed: false,
@@ -186,7 +310,7 @@ impl ServerProcess {
         self.signal(libc::SIGTERM)?;
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.try_reap()? {
                 return Ok(Stopped {
                     status,
                     killed: false,
@@ -194,8 +318,7 @@ impl ServerProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.child.kill().context("killing the server")?;
-        let status = self.child.wait().context("reaping the server")?;
+        let status = self.kill_and_reap().context("killing the server")?;
         Ok(Stopped {
             status,
             killed: true,
@@ -205,11 +328,33 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        let _ = self.kill_and_reap();
     }
+}
+
+/// Lines of a dead server's output a failure record keeps.
+pub const LOG_TAIL_LINES: usize = 20;
+
+/// The last `n` lines of `text`.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// In the forked child: ask for SIGKILL when the parent dies, and exit if it already has
+/// (it may have died between fork and prctl, when the request would never fire).
+fn die_with_parent(parent: u32) -> std::io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and has no memory-safety
+    // preconditions; it is async-signal-safe.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: getppid has no preconditions.
+    if u32::try_from(unsafe { libc::getppid() }).ok() != Some(parent) {
+        // No allocation after fork: a raw errno, not a message.
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
 }
 
 /// Connects and reads the first line; Ok when it is `INFO {...}`.

@@ -309,6 +309,11 @@ pub fn sweep_row(
                 stopped_by = "error".into();
                 break;
             }
+            Err(MeasureError::Interrupted { by, .. }) => {
+                stop_reason = format!("step {index} at {load:.0} deliveries/s: {by}");
+                stopped_by = "interrupted".into();
+                break;
+            }
         }
         rate *= settings.step_factor;
     }
@@ -343,6 +348,9 @@ pub fn sweep_rows(
 ) -> SweepFile {
     let mut sweeps = Vec::new();
     for row in rows {
+        if crate::interrupt::received().is_some() {
+            break;
+        }
         eprintln!(
             "fanbench: sweep {} on {}: from {:.0} deliveries/s, x{} per step, SLO p99 {:.0} us",
             base.name,

@@ -403,6 +403,39 @@ fn sweep_section(out: &mut String, sweep: &SweepDoc, charts: &[Chart]) {
 }
 
 /// Builds index.html from the documents and their already-rendered charts.
+/// A partial run (interrupted or killed) and the pairs that failed, before anything else.
+fn run_state_banner(out: &mut String, doc: &ResultsDoc) {
+    if doc.partial {
+        let _ = writeln!(
+            out,
+            "<div class=\"banner\"><b>Partial run</b>: {}; the pairs it did not measure are \
+             listed under Environment (<code>fanbench bench-all --resume DIR</code> completes it).</div>",
+            match &doc.interrupted_by {
+                Some(signal) => format!("interrupted by {}", escape(signal)),
+                None => "the run did not finish (killed, or still running)".to_owned(),
+            }
+        );
+    }
+    if !doc.failed.is_empty() {
+        out.push_str("<div class=\"banner\"><b>Failed measurements</b> (no result recorded):<ul>");
+        for f in &doc.failed {
+            let _ = write!(
+                out,
+                "<li>{} on {}: {}{}</li>",
+                escape(&f.runtime),
+                escape(&f.scenario),
+                escape(f.server_exit.as_deref().map_or(f.reason.as_str(), |e| e)),
+                f.server_log_tail
+                    .as_deref()
+                    .filter(|t| !t.trim().is_empty())
+                    .map(|t| format!("<pre>{}</pre>", escape(t)))
+                    .unwrap_or_default()
+            );
+        }
+        out.push_str("</ul></div>\n");
+    }
+}
+
 pub fn index(results: Option<&ResultsDoc>, sweep: Option<&SweepDoc>, charts: &[Chart]) -> String {
     let run_id = results
         .map(|d| d.run_id.as_str())
@@ -438,6 +471,7 @@ pub fn index(results: Option<&ResultsDoc>, sweep: Option<&SweepDoc>, charts: &[C
     );
 
     if let Some(doc) = results {
+        run_state_banner(&mut out, doc);
         let invalid: Vec<&Entry> = doc.results.iter().filter(|e| !e.valid).collect();
         if !invalid.is_empty() {
             out.push_str("<div class=\"banner\"><b>Invalid results in this run</b> (shown, but their numbers are not comparable):<ul>");

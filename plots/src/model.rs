@@ -44,6 +44,27 @@ pub struct ResultsDoc {
     /// bench-all's uring submission-policy comparison.
     #[serde(default)]
     pub policies: Vec<Entry>,
+    /// True when the run did not finish (interrupted or killed).
+    #[serde(default)]
+    pub partial: bool,
+    #[serde(default)]
+    pub interrupted_by: Option<String>,
+    /// Pairs whose measurement failed (most often: the server died).
+    #[serde(default)]
+    pub failed: Vec<Failed>,
+}
+
+/// A (scenario, runtime) pair whose measurement failed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Failed {
+    pub scenario: String,
+    pub runtime: String,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub server_exit: Option<String>,
+    #[serde(default)]
+    pub server_log_tail: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

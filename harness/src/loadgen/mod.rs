@@ -537,17 +537,17 @@ fn drive(
         })
         .context("spawning the pacer thread")?;
 
-    os::sleep_until_ns(window_start_ns);
+    sleep_until_or_interrupted(window_start_ns)?;
     hooks.measure_start();
     let cpu_start = CpuSample::take(shared);
     let started = Instant::now();
     // /proc/stat at every second of the window: host steal per window, client CPUs' busy share.
     let mut stat_marks = vec![cpustat::snapshot().ok()];
     for w in 1..timeline.windows() as u64 {
-        os::sleep_until_ns(window_start_ns + w * 1_000_000_000);
+        sleep_until_or_interrupted(window_start_ns + w * 1_000_000_000)?;
         stat_marks.push(cpustat::snapshot().ok());
     }
-    os::sleep_until_ns(window_end_ns);
+    sleep_until_or_interrupted(window_end_ns)?;
     hooks.measure_end();
     let cpu_end = CpuSample::take(shared);
     stat_marks.push(cpustat::snapshot().ok());
@@ -630,16 +630,35 @@ fn wait_until_subscribed(
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut ready = 0;
     while ready < total {
+        crate::interrupt::check()?;
         let left = deadline.saturating_duration_since(Instant::now());
-        match ready_rx.recv_timeout(left) {
+        if left.is_zero() {
+            bail!("only {ready} of {total} subscribers were subscribed after {READY_TIMEOUT:?}")
+        }
+        match ready_rx.recv_timeout(left.min(crate::interrupt::POLL)) {
             Ok(Ok(())) => ready += 1,
             Ok(Err(e)) => bail!("a subscriber could not subscribe: {e}"),
-            Err(_) => {
-                bail!("only {ready} of {total} subscribers were subscribed after {READY_TIMEOUT:?}")
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("only {ready} of {total} subscribers were subscribed; the rest are gone")
             }
         }
     }
     Ok(())
+}
+
+/// Sleeps until `deadline_ns` (CLOCK_MONOTONIC), in slices short enough that a harness told
+/// to stop abandons the repetition within [`crate::interrupt::POLL`].
+fn sleep_until_or_interrupted(deadline_ns: u64) -> Result<()> {
+    let poll_ns = crate::interrupt::POLL.as_nanos() as u64;
+    loop {
+        crate::interrupt::check()?;
+        let now = os::now_ns();
+        if now >= deadline_ns {
+            return Ok(());
+        }
+        os::sleep_until_ns(deadline_ns.min(now + poll_ns));
+    }
 }
 
 /// Waits after the window until the healthy subscribers have `expected` distinct in-window
@@ -648,7 +667,9 @@ fn wait_for_in_flight(shared: &subscriber::Shared, expected: u64, window_end_ns:
     loop {
         let now = os::now_ns();
         let waited = now.saturating_sub(window_end_ns);
-        if shared.unique_in_window.load(Ordering::Relaxed) >= expected {
+        if shared.unique_in_window.load(Ordering::Relaxed) >= expected
+            || crate::interrupt::received().is_some()
+        {
             return waited;
         }
         let grace = (2 * shared.max_latency_ns.load(Ordering::Relaxed))

@@ -6,26 +6,34 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use super::placement::Placement;
 use super::record;
 use super::row::Row;
+use crate::interrupt::{self, Interrupted};
 use crate::loadgen::{self, LoadSpec};
 use crate::metrics::ServerSampler;
 use crate::results::schema::{
     Measured, Repetition, RuntimeConfig, RuntimeKind, Scenario, ScenarioResult,
 };
 use crate::results::summary::summarize;
-use crate::server_proc::{free_local_addr, ServerProcess, STOP_TIMEOUT};
+use crate::server_proc::{free_local_addr, ServerDied, ServerProcess, STOP_TIMEOUT};
 use crate::sysinfo;
 
-/// Why a measurement failed: the server never came up (the row is unavailable), or something
-/// broke while measuring.
+/// Why a measurement failed: the server never came up (the row is unavailable), something
+/// broke while measuring (a server that died has a [`ServerDied`] in the chain), or the
+/// harness was told to stop.
 #[derive(Debug)]
 pub enum MeasureError {
     Start(anyhow::Error),
     Run(anyhow::Error),
+    /// Told to stop (SIGINT/SIGTERM): the repetitions completed before it, if any, as a
+    /// result with fewer repetitions than the scenario asked for.
+    Interrupted {
+        by: Interrupted,
+        completed: Option<Box<ScenarioResult>>,
+    },
 }
 
 impl std::fmt::Display for MeasureError {
@@ -33,6 +41,7 @@ impl std::fmt::Display for MeasureError {
         match self {
             MeasureError::Start(e) => write!(f, "server did not start: {e:#}"),
             MeasureError::Run(e) => write!(f, "{e:#}"),
+            MeasureError::Interrupted { by, .. } => write!(f, "{by}"),
         }
     }
 }
@@ -79,7 +88,7 @@ pub fn measure(
         }),
         cpus_used: Some(placement.cpus_used(row)),
     };
-    let reps = run_repetitions(
+    let (reps, outcome) = run_repetitions(
         scenario,
         addr,
         Some(pid),
@@ -90,9 +99,34 @@ pub fn measure(
     );
     let log_tail = server.log_tail(2048);
     let stopped = server.stop(STOP_TIMEOUT);
-    let reps = reps
-        .map_err(|e| MeasureError::Run(e.context(format!("server output (tail):\n{log_tail}"))))?;
-    let server_stats = match (row, stopped) {
+    let server_stats = server_stats(row, stopped, &stats_path);
+    if let Err(err) = outcome {
+        // The interrupt handler stops the servers, so whatever broke after a signal broke
+        // because of it.
+        if let Some(by) = interrupt::in_chain(&err).or_else(interrupt::received) {
+            let completed = (!reps.is_empty())
+                .then(|| assemble_result(scenario, runtime_config, reps, server_stats).ok())
+                .flatten()
+                .map(Box::new);
+            return Err(MeasureError::Interrupted { by, completed });
+        }
+        if err.chain().any(|e| e.is::<ServerDied>()) {
+            return Err(MeasureError::Run(err));
+        }
+        return Err(MeasureError::Run(
+            err.context(format!("server output (tail):\n{log_tail}")),
+        ));
+    }
+    assemble_result(scenario, runtime_config, reps, server_stats).map_err(MeasureError::Run)
+}
+
+/// The row's own counters (`--stats-out`), or why there are none.
+fn server_stats(
+    row: Row,
+    stopped: anyhow::Result<crate::server_proc::Stopped>,
+    stats_path: &Path,
+) -> Measured<serde_json::Value> {
+    match (row, stopped) {
         (Row::NatsServer, _) => Measured::null("nats-server has no --stats-out counters"),
         (Row::Fanbench(_), Err(e)) => Measured::null(format!("stopping the server: {e:#}")),
         (Row::Fanbench(_), Ok(stopped)) if stopped.killed => Measured::null(format!(
@@ -102,9 +136,8 @@ pub fn measure(
             "server exited with {} after SIGTERM",
             stopped.status
         )),
-        (Row::Fanbench(_), Ok(_)) => read_stats(&stats_path).map_err(|e| format!("{e:#}")).into(),
-    };
-    assemble_result(scenario, runtime_config, reps, server_stats).map_err(MeasureError::Run)
+        (Row::Fanbench(_), Ok(_)) => read_stats(stats_path).map_err(|e| format!("{e:#}")).into(),
+    }
 }
 
 fn read_stats(path: &Path) -> anyhow::Result<serde_json::Value> {
@@ -135,7 +168,9 @@ pub fn measure_external(
         uring_policy: None,
         cpus_used: None,
     };
-    let reps = run_repetitions(scenario, target, pid, client_cpus, None, None, &mut |_| {})?;
+    let (reps, outcome) =
+        run_repetitions(scenario, target, pid, client_cpus, None, None, &mut |_| {});
+    outcome?;
     assemble_result(
         scenario,
         runtime_config,
@@ -178,9 +213,36 @@ fn run_repetitions(
     pid: Option<u32>,
     client_cpus: &[usize],
     server_cores: Option<usize>,
+    server: Option<&mut ServerProcess>,
+    on_repetition: &mut dyn FnMut(u32),
+) -> (Vec<Repetition>, anyhow::Result<()>) {
+    let mut reps = Vec::new();
+    let outcome = repeat(
+        scenario,
+        target,
+        pid,
+        client_cpus,
+        server_cores,
+        server,
+        on_repetition,
+        &mut reps,
+    );
+    (reps, outcome)
+}
+
+/// Every repetition into `reps`, stopping at the first error: the repetitions completed
+/// before it stay in `reps`.
+#[allow(clippy::too_many_arguments)]
+fn repeat(
+    scenario: &Scenario,
+    target: SocketAddr,
+    pid: Option<u32>,
+    client_cpus: &[usize],
+    server_cores: Option<usize>,
     mut server: Option<&mut ServerProcess>,
     on_repetition: &mut dyn FnMut(u32),
-) -> anyhow::Result<Vec<Repetition>> {
+    reps: &mut Vec<Repetition>,
+) -> anyhow::Result<()> {
     let spec = LoadSpec {
         target,
         publishers: scenario.publishers,
@@ -193,8 +255,8 @@ fn run_repetitions(
         slow_read_bytes_per_s: scenario.slow_read_bytes_per_s,
         client_cpus: client_cpus.to_vec(),
     };
-    let mut reps = Vec::new();
     for index in 0..scenario.repetitions {
+        interrupt::check()?;
         let started_at = sysinfo::rfc3339(SystemTime::now());
         let mut sampler = match pid {
             Some(pid) => ServerSampler::new(pid),
@@ -202,14 +264,17 @@ fn run_repetitions(
                 "server pid unknown (external --target without --server-pid)",
             ),
         };
-        let report = loadgen::run(&spec, &mut sampler)
-            .with_context(|| format!("repetition {index} of {}", scenario.name))?;
-        let (server_metrics, server_headline) = sampler.finish(report.received_in_window);
-        if let Some(server) = server.as_deref_mut() {
-            if let Some(status) = server.exit_status()? {
-                bail!("the server exited during repetition {index} ({status})");
-            }
+        let report = loadgen::run(&spec, &mut sampler);
+        // A server that died explains whatever the load generator saw, so it comes first.
+        if let Some(death) = server.as_deref_mut().and_then(|s| s.death()) {
+            return Err(anyhow::Error::new(death))
+                .with_context(|| format!("repetition {index} of {}", scenario.name));
         }
+        let report = report.with_context(|| format!("repetition {index} of {}", scenario.name))?;
+        // A repetition a signal reached is not kept: its servers were being stopped and its
+        // drain was cut short.
+        interrupt::check()?;
+        let (server_metrics, server_headline) = sampler.finish(report.received_in_window);
         reps.push(record::repetition(
             index,
             started_at,
@@ -224,5 +289,5 @@ fn run_repetitions(
         )?);
         on_repetition(index);
     }
-    Ok(reps)
+    Ok(())
 }

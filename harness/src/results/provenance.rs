@@ -6,7 +6,8 @@ use std::time::SystemTime;
 use super::schema::{ResultsFile, RuntimeInfo, SCHEMA_VERSION};
 use crate::sysinfo;
 
-/// A results file with its provenance and no results yet (`run`, `sweep` and `bench-all`).
+/// A results file with its provenance and no results yet (`run`, `sweep` and `bench-all`),
+/// flagged partial until its run clears the flag at the end.
 pub fn new_results_file(started: SystemTime, runtimes: Vec<RuntimeInfo>) -> ResultsFile {
     let git = sysinfo::git(sysinfo::source_root());
     ResultsFile {
@@ -24,5 +25,8 @@ pub fn new_results_file(started: SystemTime, runtimes: Vec<RuntimeInfo>) -> Resu
         calibration: None,
         batching: Vec::new(),
         policies: Vec::new(),
+        partial: true,
+        interrupted_by: None,
+        failed: Vec::new(),
     }
 }

@@ -76,6 +76,34 @@ pub struct ResultsFile {
     /// it did not run.
     #[serde(default)]
     pub policies: Vec<ScenarioResult>,
+    /// True until the run finished everything it was asked to: a file left by a run that was
+    /// interrupted or killed says so (`bench-all --resume DIR` completes it).
+    #[serde(default)]
+    pub partial: bool,
+    /// The signal that stopped the run (`SIGINT`, `SIGTERM`, `SIGHUP`), null if none did.
+    #[serde(default)]
+    pub interrupted_by: Option<String>,
+    /// (scenario, runtime) pairs whose measurement failed, most often because the server died.
+    #[serde(default)]
+    pub failed: Vec<Failed>,
+}
+
+/// A (scenario, runtime) pair that started but could not be measured to the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failed {
+    pub scenario: String,
+    pub runtime: String,
+    /// The whole error, as printed.
+    pub reason: String,
+    /// When the server died: how it ended (`signal: 9 (SIGKILL)`, `exit status: 101`).
+    pub server_exit: Option<String>,
+    /// The server's exit code, or the signal that killed it (one of the two when it died).
+    pub server_exit_code: Option<i32>,
+    pub server_signal: Option<i32>,
+    /// The last lines of the server's output when it died.
+    pub server_log_tail: Option<String>,
+    /// Repetitions completed before the failure (not kept: a pair is reported whole or not).
+    pub repetitions_completed: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

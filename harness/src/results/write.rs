@@ -186,6 +186,18 @@ mod tests {
             calibration: None,
             batching: Vec::new(),
             policies: Vec::new(),
+            partial: true,
+            interrupted_by: Some("SIGTERM".into()),
+            failed: vec![Failed {
+                scenario: "fanout-100".into(),
+                runtime: "tokio".into(),
+                reason: "repetition 0 of fanout-100: the server died (signal: 9 (SIGKILL))".into(),
+                server_exit: Some("signal: 9 (SIGKILL)".into()),
+                server_exit_code: None,
+                server_signal: Some(9),
+                server_log_tail: Some("listening".into()),
+                repetitions_completed: 1,
+            }],
         };
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub/results.json");
