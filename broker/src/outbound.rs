@@ -8,7 +8,12 @@
 //! so is a whole message of at most [`COPY_BELOW`] bytes; a larger message costs two iovecs:
 //! `[CRLF of the previous message + MSG header][shared payload]`.
 //!
-//! When a push would take the queued bytes past `max_pending`, the connection becomes a slow
+//! What counts against `max_pending` is everything the queue keeps alive: the frames queued
+//! and the batch the writer took and has not finished writing ([`Outbound::written`]); a
+//! payload is an allocation of its own length (the reader copies it out of its read buffer),
+//! so the bytes counted are the bytes held.
+//!
+//! When a push would take those bytes past `max_pending`, the connection becomes a slow
 //! consumer: the queue is dropped, `-ERR 'Slow Consumer'` is queued in its place and the queue
 //! closes. Nobody ever waits on a full queue.
 
@@ -56,6 +61,8 @@ struct Inner {
     frames: Vec<Bytes>,
     staging: BytesMut,
     pending_bytes: usize,
+    /// Bytes of the batch the writer is writing (taken, not yet written).
+    in_flight: usize,
     waker: Option<Waker>,
     closed: Option<CloseReason>,
 }
@@ -82,6 +89,7 @@ impl Outbound {
                 frames: Vec::new(),
                 staging: BytesMut::new(),
                 pending_bytes: 0,
+                in_flight: 0,
                 waker: None,
                 closed: None,
             }),
@@ -106,7 +114,7 @@ impl Outbound {
         header(&mut inner.staging);
         let header_len = inner.staging.len() - before;
         let body_len = headers.map_or(0, Bytes::len) + payload.len() + 2;
-        if inner.pending_bytes + header_len + body_len > self.max_pending {
+        if inner.pending_bytes + inner.in_flight + header_len + body_len > self.max_pending {
             inner.staging.truncate(before);
             let waker = slow_consumer(&mut inner);
             drop(inner);
@@ -218,7 +226,13 @@ impl Outbound {
         }
         let taken: usize = out.iter().map(Bytes::len).sum();
         inner.pending_bytes = inner.pending_bytes.saturating_sub(taken);
+        inner.in_flight = taken;
         Poll::Ready(Batch::Frames)
+    }
+
+    /// The writer finished writing the batch it took: its bytes stop counting.
+    pub fn written(&self) {
+        self.inner.lock().in_flight = 0;
     }
 }
 
@@ -312,6 +326,33 @@ mod tests {
         let (bytes, closed) = take_all(&q);
         assert_eq!(bytes, b"-ERR 'Slow Consumer'\r\n");
         assert_eq!(closed, Some(CloseReason::SlowConsumer));
+    }
+
+    #[test]
+    fn a_batch_being_written_counts_against_max_pending_until_written() {
+        let q = Outbound::new(45); // two 20-byte messages fit, three do not
+        let payload = Bytes::from_static(b"hello");
+        assert!(q.push_msg(msg_header, None, &payload));
+        assert!(q.push_msg(msg_header, None, &payload));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut out = Vec::new();
+        assert!(matches!(
+            q.poll_take(&mut cx, &mut out),
+            Poll::Ready(Batch::Frames)
+        ));
+        // Taken but not written: still held, so a third message passes max pending.
+        assert!(!q.push_msg(msg_header, None, &payload));
+        let q = Outbound::new(45);
+        assert!(q.push_msg(msg_header, None, &payload));
+        assert!(q.push_msg(msg_header, None, &payload));
+        let mut out = Vec::new();
+        assert!(matches!(
+            q.poll_take(&mut cx, &mut out),
+            Poll::Ready(Batch::Frames)
+        ));
+        q.written();
+        assert!(q.push_msg(msg_header, None, &payload));
+        assert!(q.push_msg(msg_header, None, &payload));
     }
 
     #[test]

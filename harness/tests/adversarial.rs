@@ -1144,6 +1144,100 @@ fn stuck_subscriber_is_cut_and_memory_stays_bounded_by_max_pending(rt: &str) {
     assert_eq!(after, before, "{rt}: descriptors leaked");
 }
 
+/// Payload sizes around and above the broker's 64 KiB read buffer, where a payload stops being
+/// copied out of the buffer it was read into.
+const PAYLOAD_SIZES: &[usize] = &[
+    1024,
+    63 * 1024,
+    64 * 1024,
+    65 * 1024,
+    256 * 1024,
+    1024 * 1024,
+];
+
+/// The stuck-subscriber bound at every payload size: one fresh server per size (an allocator
+/// reuses what an earlier size freed, which would hide growth), a stuck subscriber and three
+/// healthy ones on the subject, 8x max pending published. Peak RSS may grow by at most
+/// [`stuck_bound_kib`]: max pending (the stuck queue, the batch its writer is blocked on
+/// included), 4 MiB (healthy queues held to 1 MiB each by the publisher's window: their
+/// payloads are the stuck queue's, shared; allocator slack) and 4 payloads (the publisher's
+/// read buffer, grown for one payload and doubled, and the copy being made of it). A broker
+/// whose queue pins its read buffers (twice a large payload, a 64 KiB buffer per small one)
+/// or keeps an in-flight batch beside a full queue does not pass it.
+fn stuck_subscriber_memory_follows_max_pending_at_every_payload_size(rt: &str) {
+    const MAX_PENDING: usize = 4 << 20;
+    for &size in PAYLOAD_SIZES {
+        let server = start(
+            rt,
+            Limits {
+                max_pending: Some(MAX_PENDING),
+                max_payload: Some(1 << 20),
+                write_deadline: Some(if rt == "nats-server" { 1.0 } else { 30.0 }),
+                ..Limits::default()
+            },
+        );
+        let mut stuck = Conn::connected(server.addr);
+        stuck.send(b"SUB fan 9\r\n").expect("SUB");
+        stuck.sync().expect("stuck subscriber sync");
+        let healthy: Vec<Healthy> = (0..3).map(|_| Healthy::start(server.addr, "fan")).collect();
+        let window = ((1 << 20) / size).max(1) as u64;
+        let mut publisher =
+            Publisher::new(server.addr, &healthy.iter().collect::<Vec<_>>(), window);
+        thread::sleep(Duration::from_millis(50));
+        let rss_before = server.status_field("VmRSS");
+        reset_peak_rss(&server);
+        let n = 8 * MAX_PENDING / size;
+        for _ in 0..n {
+            publisher.next("fan", size);
+        }
+        let sent = publisher.end("fan");
+        let received: Vec<u64> = healthy.into_iter().map(|h| h.finish(rt)).collect();
+        let peak = server.status_field("VmHWM");
+        let got = stuck.read_until_closed(Duration::from_secs(10));
+        drop((publisher, stuck));
+        let growth = peak.saturating_sub(rss_before);
+        let bound = stuck_bound_kib(rt, MAX_PENDING, size);
+        figures(
+            rt,
+            "stuck-subscriber-by-size",
+            format!(
+                "{size} B x {n}: healthy got {received:?}/{sent}; VmRSS {rss_before} KiB, peak \
+                 {peak} KiB (+{growth} KiB = {:.2} x max pending {} KiB; bound {bound} KiB)",
+                growth as f64 / (MAX_PENDING / 1024) as f64,
+                MAX_PENDING / 1024
+            ),
+        );
+        assert!(
+            received.iter().all(|&r| r == sent),
+            "{rt}, {size} B: healthy subscribers got {received:?} of {sent}"
+        );
+        let got =
+            got.unwrap_or_else(|e| panic!("{rt}, {size} B: the stuck subscriber was not cut: {e}"));
+        let (seqs, _) = parse_msgs(&got);
+        assert!(
+            (seqs.len() as u64) < sent,
+            "{rt}, {size} B: the stuck subscriber got everything, so it was not stuck"
+        );
+        assert!(
+            growth <= bound,
+            "{rt}, {size} B: peak RSS grew by {growth} KiB; bound {bound} KiB for max pending {} KiB",
+            MAX_PENDING / 1024
+        );
+    }
+}
+
+/// Peak RSS growth the stuck-subscriber case at `payload` bytes may show, in KiB: max pending
+/// + 4 MiB + 4 payloads (see the case). nats-server's Go collector lets its heap reach twice
+/// the live size before collecting and keeps pools of its own: twice that plus 24 MiB.
+fn stuck_bound_kib(rt: &str, max_pending: usize, payload: usize) -> u64 {
+    let ours = (max_pending as u64 + 4 * payload as u64) / 1024 + 4 * MIB_IN_KIB;
+    if rt == "nats-server" {
+        2 * ours + 24 * MIB_IN_KIB
+    } else {
+        ours
+    }
+}
+
 /// A subscriber whose writes stay blocked past the write deadline is cut, although its pending
 /// bytes never reach max pending; the healthy subscriber of the same subject gets everything.
 fn write_deadline_cuts_a_subscriber_whose_writes_block(rt: &str) {
@@ -1312,6 +1406,7 @@ macro_rules! adversarial {
             #[test] fn max_control_line_is_enforced_per_connection() { require!(); super::max_control_line_is_enforced_per_connection(RT) }
             #[test] fn reset_storm_leaks_no_descriptors_tasks_or_memory() { require!(); super::reset_storm_leaks_no_descriptors_tasks_or_memory(RT) }
             #[test] fn stuck_subscriber_is_cut_and_memory_stays_bounded_by_max_pending() { require!(); super::stuck_subscriber_is_cut_and_memory_stays_bounded_by_max_pending(RT) }
+            #[test] fn stuck_subscriber_memory_follows_max_pending_at_every_payload_size() { require!(); super::stuck_subscriber_memory_follows_max_pending_at_every_payload_size(RT) }
             #[test] fn write_deadline_cuts_a_subscriber_whose_writes_block() { require!(); super::write_deadline_cuts_a_subscriber_whose_writes_block(RT) }
             #[test] fn accept_errors_emfile_are_survived() { require!(); super::accept_errors_emfile_are_survived(RT) }
         }
