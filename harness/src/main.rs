@@ -22,6 +22,7 @@ mod run;
 mod runtimes;
 mod serve;
 mod server_proc;
+mod soak;
 mod sweep;
 mod sysinfo;
 mod workload;
@@ -47,6 +48,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Raise the offered load step by step until p99 passes the SLO: max sustainable throughput.
     Sweep(sweep::SweepArgs),
+    /// Hold one fan-out load on each row for minutes: RSS, descriptors and latency over time.
+    Soak(soak::SoakArgs),
     /// Measure the load generator's own ceiling against a minimal fan-out server (the blaster).
     Calibrate(calibrate::CalibrateArgs),
     /// The minimal fan-out server `calibrate` measures against (started by calibrate).
@@ -69,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Command::Report(args) => report::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Sweep(args) => sweep::run(args),
+        Command::Soak(args) => soak::run(args),
         Command::Calibrate(args) => calibrate::run(args),
         Command::Blaster(args) => calibrate::blaster::run(args),
         Command::Runtimes { json } => runtimes::list(json),

@@ -23,7 +23,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1400px; padding: 0 24px 48px; color: #1d1d1f; line-height: 1.45; }
 h1 { margin-bottom: 4px; } h2 { margin-top: 40px; border-bottom: 2px solid #ddd; padding-bottom: 4px; } h3 { margin-top: 28px; }
 .meta { color: #555; margin-top: 0; }
@@ -548,4 +548,70 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
     }
+}
+
+/// The page of a soak run (`fanbench soak`): the chart and each row's start-vs-end figures
+/// (`summary` of each row in soak.json, read loosely so any commit's file renders).
+pub fn soak_index(doc: &serde_json::Value, chart: &Chart) -> String {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "null".to_owned(),
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .map_or_else(|| n.to_string(), |f| format!("{f:.1}")),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>fanbench soak {id}</title><style>{STYLE}</style></head><body>\n\
+         <h1>fanbench soak</h1>\n<p class=\"meta\">Run <code>{id}</code>, workload <b>{sc}</b>, \
+         {secs} s of load per row, command <code>{cmd}</code>.</p>\n",
+        id = escape(doc["run_id"].as_str().unwrap_or("")),
+        sc = escape(doc["scenario"].as_str().unwrap_or("")),
+        secs = text(&doc["load_s"]),
+        cmd = escape(
+            &doc["command"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "))
+                .unwrap_or_default()
+        ),
+    );
+    if doc["partial"].as_bool() == Some(true) {
+        out.push_str("<div class=\"banner\"><b>Partial run</b>: it was stopped before every row was soaked.</div>\n");
+    }
+    figure(&mut out, chart);
+    out.push_str(
+        "<table><tr><th>runtime</th><th>RSS first minute (MiB, median)</th><th>RSS last minute</th>\
+         <th>RSS growth (MiB)</th><th>descriptors first</th><th>last</th><th>max</th>\
+         <th>p99 first minute (µs, median)</th><th>p99 last minute</th><th>delivered</th><th>lost</th></tr>\n",
+    );
+    for row in doc["rows"].as_array().into_iter().flatten() {
+        let s = &row["summary"];
+        let mib = |v: &serde_json::Value| {
+            v.as_f64()
+                .map_or_else(|| "null".to_owned(), |b| format!("{:.1}", b / 1048576.0))
+        };
+        let _ = writeln!(
+            out,
+            "<tr>{}<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            runtime_cell(row["runtime"].as_str().unwrap_or("")),
+            mib(&s["rss_first_minute_bytes"]),
+            mib(&s["rss_last_minute_bytes"]),
+            mib(&s["rss_growth_bytes"]),
+            text(&s["fds_first"]),
+            text(&s["fds_last"]),
+            text(&s["fds_max"]),
+            text(&s["p99_first_minute_us"]),
+            text(&s["p99_last_minute_us"]),
+            text(&row["delivered"]),
+            text(&row["lost"]),
+        );
+    }
+    out.push_str("</table>\n</body></html>\n");
+    out
 }

@@ -161,3 +161,22 @@ pub fn write_report(inputs: &Inputs, out_dir: &Path) -> anyhow::Result<Report> {
         charts: written,
     })
 }
+
+/// Writes a soak run's chart (`soak.svg`) and page (`index.html`) beside its `soak.json`;
+/// returns the page's path.
+pub fn write_soak_report(soak_json: &Path) -> anyhow::Result<PathBuf> {
+    let text = std::fs::read_to_string(soak_json)
+        .with_context(|| format!("reading {}", soak_json.display()))?;
+    let doc: charts::soak::SoakDoc = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a soak file", soak_json.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", soak_json.display()))?;
+    let chart = charts::soak::chart(&doc)?;
+    let dir = soak_json.parent().unwrap_or(Path::new("."));
+    let svg = dir.join(&chart.file_name);
+    std::fs::write(&svg, &chart.svg).with_context(|| format!("writing {}", svg.display()))?;
+    let index = dir.join(INDEX_FILE);
+    std::fs::write(&index, html::soak_index(&value, &chart))
+        .with_context(|| format!("writing {}", index.display()))?;
+    Ok(index)
+}

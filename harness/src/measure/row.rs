@@ -111,7 +111,7 @@ impl Row {
         }
     }
 
-    pub(super) fn command(
+    pub(crate) fn command(
         &self,
         placement: &Placement,
         addr: SocketAddr,

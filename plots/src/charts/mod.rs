@@ -8,6 +8,7 @@ pub mod batching;
 pub mod latency;
 pub mod per_message;
 pub mod policies;
+pub mod soak;
 pub mod spectrum;
 pub mod sweep;
 pub mod syscall_mix;
