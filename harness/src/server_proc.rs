@@ -380,6 +380,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn last_lines_keeps_the_tail() {
+        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(last_lines("a", 5), "a");
+        assert_eq!(last_lines("", 5), "");
+    }
+
+    #[test]
+    fn a_server_that_dies_is_reported_with_its_signal_and_output() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // A shell cannot listen: a thread of ours answers the readiness probe, and the
+        // "server" is a shell that prints and then kills itself.
+        let handle = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            std::io::Write::write_all(&mut conn, b"INFO {}\r\n").expect("write");
+        });
+        let cmd = ServerCommand {
+            program: "/bin/sh".into(),
+            shown_as: None,
+            args: vec!["-c".into(), "echo last words; sleep 0.3; kill -9 $$".into()],
+            env: BTreeMap::new(),
+            cpus: vec![0],
+            addr,
+        };
+        let mut server = ServerProcess::start(&cmd, &dir.path().join("log")).expect("start");
+        handle.join().expect("probe thread");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let death = loop {
+            if let Some(death) = server.death() {
+                break death;
+            }
+            assert!(Instant::now() < deadline, "the shell did not die");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(death.signal(), Some(libc::SIGKILL));
+        assert_eq!(death.code(), None);
+        assert!(death.log_tail.contains("last words"), "{death}");
+        assert!(!LIVE.lock().expect("registry").contains(&server.pid()));
+    }
+
+    #[test]
     fn probe_rejects_a_server_that_does_not_speak_the_protocol() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");

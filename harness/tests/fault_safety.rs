@@ -240,6 +240,25 @@ fn sigterm_leaves_partial_results_a_report_and_no_server_and_resume_completes_th
 }
 
 #[test]
+fn sigkill_of_the_harness_takes_its_server_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut harness = bench_all(dir.path());
+    let server = wait_for_new_server(harness.id(), &[], Duration::from_secs(60));
+    signal(harness.id(), libc::SIGKILL);
+    let _ = harness.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !is_gone(server) {
+        assert!(
+            Instant::now() < deadline,
+            "server {server} outlived the harness"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // What was measured before the kill (nothing yet, here) is still a file flagged partial
+    // once a pair is done; with none done there is no file to check.
+}
+
+#[test]
 fn sigterm_to_run_keeps_the_completed_repetitions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("results.json");
