@@ -1227,8 +1227,8 @@ fn stuck_subscriber_memory_follows_max_pending_at_every_payload_size(rt: &str) {
 }
 
 /// Peak RSS growth the stuck-subscriber case at `payload` bytes may show, in KiB: max pending
-/// + 4 MiB + 4 payloads (see the case). nats-server's Go collector lets its heap reach twice
-/// the live size before collecting and keeps pools of its own: twice that plus 24 MiB.
+/// plus 4 MiB plus 4 payloads (see the case). nats-server's Go collector lets its heap reach
+/// twice the live size before collecting and keeps pools of its own: twice that plus 24 MiB.
 fn stuck_bound_kib(rt: &str, max_pending: usize, payload: usize) -> u64 {
     let ours = (max_pending as u64 + 4 * payload as u64) / 1024 + 4 * MIB_IN_KIB;
     if rt == "nats-server" {
