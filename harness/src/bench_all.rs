@@ -85,6 +85,9 @@ pub struct BenchAllArgs {
     /// Do not run the uring submission-policy comparison (eager, adaptive, SQPOLL).
     #[arg(long)]
     pub skip_policies: bool,
+    /// Do not run the micro-cost suite (`fanbench micro`, about 2 min; 30 s with --quick).
+    #[arg(long)]
+    pub skip_micro: bool,
     #[command(flatten)]
     pub overrides: WorkloadOverrides,
     #[command(flatten)]
@@ -215,11 +218,15 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
     });
     let calibration = (!args.skip_calibration).then(|| calibrate::Settings::bench_all(args.quick));
     let calibration_s = calibration.as_ref().map_or(0.0, |c| c.estimate_seconds());
+    let micro =
+        (!args.skip_micro).then(|| crate::micro::BenchAllMicro::new(&available, args.quick));
+    let micro_s = micro.as_ref().map_or(0.0, |m| m.estimate_seconds());
     let total_s = estimate_seconds(available.len(), &scenarios)
         + sweep_s
         + batching_s
         + policies_s
-        + calibration_s;
+        + calibration_s
+        + micro_s;
     eprintln!(
         "fanbench: {} rows x {} workloads, estimated {:.0} s; server CPUs {:?}, load generator \
          CPUs {:?}; writing {}",
@@ -255,6 +262,9 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
         suite.policies(loads, &bar)?;
     }
     bar.finish_and_clear();
+    if let Some(micro) = &micro {
+        micro.run(suite.placement, &suite.run_dir);
+    }
     render_report(&suite.results_path)?;
     if suite.file.results.is_empty() {
         bail!("no (workload, runtime) pair could be measured");
@@ -599,6 +609,7 @@ mod tests {
             skip_calibration: false,
             skip_batching: false,
             skip_policies: false,
+            skip_micro: false,
             overrides: WorkloadOverrides {
                 workloads_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads")),
                 ..overrides
@@ -653,6 +664,7 @@ mod tests {
             + batching_estimate_seconds(&rows, swept, quick)
             + policies_s
             + calibrate::Settings::bench_all(quick).estimate_seconds()
+            + crate::micro::BenchAllMicro::new(&rows, quick).estimate_seconds()
     }
 
     #[test]

@@ -186,6 +186,59 @@ pub struct Placement {
     pub peer_cpu: usize,
 }
 
+/// bench-all's part: the suite on the runtime rows among `rows` (nats-server is a server,
+/// not a runtime), placed like the fan-out runs (benchmark thread on the first server CPU,
+/// the peer on the first load generator CPU), into the run directory beside results.json.
+pub struct BenchAllMicro {
+    pub rows: Vec<MicroRow>,
+    pub settings: Settings,
+}
+
+impl BenchAllMicro {
+    pub fn new(rows: &[crate::measure::Row], quick: bool) -> Self {
+        let rows = rows
+            .iter()
+            .filter_map(|row| match row {
+                crate::measure::Row::Fanbench(r) => Some(micro_row(*r)),
+                crate::measure::Row::NatsServer => None,
+            })
+            .collect();
+        BenchAllMicro {
+            rows,
+            settings: settings(quick, true),
+        }
+    }
+
+    /// Seconds the suite is expected to take.
+    pub fn estimate_seconds(&self) -> f64 {
+        self.settings.estimate_seconds(&self.rows)
+    }
+
+    /// Run it and write `<run_dir>/micro.json`. A failure is reported, not fatal: the
+    /// fan-out results stand without it.
+    pub fn run(&self, placement: &crate::measure::Placement, run_dir: &Path) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let cpu = placement.server_cpus.first().copied().unwrap_or(0);
+        let peer_cpu = placement
+            .client_cpus
+            .first()
+            .copied()
+            .unwrap_or_else(|| next_cpu(cpu));
+        match measure(
+            &self.rows,
+            &self.settings,
+            Placement { cpu, peer_cpu },
+            run_dir,
+            false,
+        ) {
+            Ok(path) => eprintln!("fanbench: micro costs written to {}", path.display()),
+            Err(err) => eprintln!("fanbench: micro costs failed: {err:#}"),
+        }
+    }
+}
+
 /// The CPU after `cpu` (wrapping), for the peer thread.
 pub fn next_cpu(cpu: usize) -> usize {
     let n = online_cpus();

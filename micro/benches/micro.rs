@@ -8,7 +8,9 @@ use fanbench_micro::{MicroRow, Settings};
 
 fn main() {
     let settings = Settings::cargo_bench();
-    let mut c = settings.configure(Criterion::default()).configure_from_args();
+    let mut c = settings
+        .configure(Criterion::default())
+        .configure_from_args();
     let run = fanbench_micro::run(&mut c, MicroRow::ALL, &settings);
     c.final_summary();
     for entry in &run.lateness {

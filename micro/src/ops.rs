@@ -470,35 +470,36 @@ fn publish_fanout<R: Runtime>(rt: &mut R, iters: u64) -> anyhow::Result<Duration
     let mut wire = format!("PUB micro.fanout {FANOUT_PAYLOAD}\r\n").into_bytes();
     wire.extend(std::iter::repeat_n(b'x', FANOUT_PAYLOAD));
     wire.extend_from_slice(b"\r\n");
-    let outcome = fanbench_broker::hotpath::with_fanout(FANOUT, "micro.fanout", |publisher, queues| {
-        rt.block_on(async {
-            let taken = Countdown::new(0);
-            let exited = Countdown::new(queues.len());
-            for queue in queues {
-                let (queue, taken, exited) = (queue.clone(), taken.clone(), exited.clone());
-                R::spawn_local(async move {
-                    let mut frames = Vec::new();
-                    while take_frames(&queue, &mut frames).await {
-                        taken.done();
-                    }
-                    exited.done();
-                });
-            }
-            let start = Instant::now();
-            for _ in 0..iters {
-                taken.reset(queues.len());
-                publisher
-                    .feed(&wire)
-                    .map_err(|reason| anyhow::anyhow!("the PUB closed the connection: {reason:?}"))?;
-                taken.wait().await;
-            }
-            let elapsed = start.elapsed();
-            for queue in queues {
-                queue.close(CloseReason::ServerShutdown, None);
-            }
-            exited.wait().await;
-            Ok(elapsed)
-        })
-    });
+    let outcome =
+        fanbench_broker::hotpath::with_fanout(FANOUT, "micro.fanout", |publisher, queues| {
+            rt.block_on(async {
+                let taken = Countdown::new(0);
+                let exited = Countdown::new(queues.len());
+                for queue in queues {
+                    let (queue, taken, exited) = (queue.clone(), taken.clone(), exited.clone());
+                    R::spawn_local(async move {
+                        let mut frames = Vec::new();
+                        while take_frames(&queue, &mut frames).await {
+                            taken.done();
+                        }
+                        exited.done();
+                    });
+                }
+                let start = Instant::now();
+                for _ in 0..iters {
+                    taken.reset(queues.len());
+                    publisher.feed(&wire).map_err(|reason| {
+                        anyhow::anyhow!("the PUB closed the connection: {reason:?}")
+                    })?;
+                    taken.wait().await;
+                }
+                let elapsed = start.elapsed();
+                for queue in queues {
+                    queue.close(CloseReason::ServerShutdown, None);
+                }
+                exited.wait().await;
+                Ok(elapsed)
+            })
+        });
     outcome.map_err(|e| anyhow::anyhow!("setting up the fan-out: {e}"))?
 }

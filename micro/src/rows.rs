@@ -72,9 +72,9 @@ impl MicroRow {
         use fanbench_rt_tokio::{TokioMtRuntime, TokioRuntime};
         use fanbench_uring::{UringConfig, UringRuntime};
         match self {
-            MicroRow::Uring => visitor.visit::<UringRuntime>(self, || {
-                UringRuntime::new(UringConfig::default())
-            }),
+            MicroRow::Uring => {
+                visitor.visit::<UringRuntime>(self, || UringRuntime::new(UringConfig::default()))
+            }
             MicroRow::UringNoCoalesce => visitor.visit::<UringRuntime>(self, || {
                 UringRuntime::new(UringConfig {
                     coalesce: Duration::ZERO,
@@ -83,22 +83,23 @@ impl MicroRow {
             }),
             MicroRow::Tokio => visitor.visit::<TokioRuntime>(self, TokioRuntime::new),
             // One worker: `fanbench serve --threads 1`, what bench-all runs by default.
-            MicroRow::TokioMt => visitor.visit::<TokioMtRuntime>(self, || {
-                TokioMtRuntime::new(1, |_| {})
-            }),
-            MicroRow::Compio => visitor.visit::<CompioRuntime>(self, || {
-                CompioRuntime::new(CompioConfig::default())
-            }),
-            MicroRow::Glommio => visitor.visit::<GlommioRuntime>(self, || {
-                GlommioRuntime::new(GlommioConfig::default())
-            }),
+            MicroRow::TokioMt => {
+                visitor.visit::<TokioMtRuntime>(self, || TokioMtRuntime::new(1, |_| {}))
+            }
+            MicroRow::Compio => {
+                visitor.visit::<CompioRuntime>(self, || CompioRuntime::new(CompioConfig::default()))
+            }
+            MicroRow::Glommio => visitor
+                .visit::<GlommioRuntime>(self, || GlommioRuntime::new(GlommioConfig::default())),
             MicroRow::Monoio => visitor.visit::<MonoioUringRuntime>(self, || {
                 MonoioUringRuntime::new(MonoioConfig::default())
             }),
             MicroRow::MonoioEpoll => visitor.visit::<MonoioEpollRuntime>(self, || {
                 MonoioEpollRuntime::new(MonoioConfig::default())
             }),
-            MicroRow::Threads => visitor.visit::<ThreadsRuntime>(self, || Ok(ThreadsRuntime::new())),
+            MicroRow::Threads => {
+                visitor.visit::<ThreadsRuntime>(self, || Ok(ThreadsRuntime::new()))
+            }
         }
     }
 }

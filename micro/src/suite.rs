@@ -48,8 +48,8 @@ impl Settings {
     /// `fanbench micro` and bench-all's default run.
     pub fn standard() -> Self {
         Settings {
-            warm_up: Duration::from_millis(300),
-            measurement: Duration::from_millis(700),
+            warm_up: Duration::from_millis(200),
+            measurement: Duration::from_millis(600),
             sample_size: 20,
             nresamples: 20_000,
             lateness_sleeps: 300,
@@ -178,7 +178,11 @@ pub fn run(c: &mut Criterion, rows: &[MicroRow], settings: &Settings) -> SuiteRu
     let mut out = SuiteRun::default();
     let plan = plan(rows, settings.tokio_reference);
     for &op in Op::ALL {
-        let ids: Vec<Id> = plan.iter().filter(|(o, _)| *o == op).map(|(_, id)| *id).collect();
+        let ids: Vec<Id> = plan
+            .iter()
+            .filter(|(o, _)| *o == op)
+            .map(|(_, id)| *id)
+            .collect();
         if ids.is_empty() {
             continue;
         }
@@ -199,7 +203,11 @@ pub fn run(c: &mut Criterion, rows: &[MicroRow], settings: &Settings) -> SuiteRu
                 }
             };
             if let Some(reason) = &absent_reason {
-                eprintln!("fanbench micro: {}/{}: no result: {reason}", op.name(), id.name());
+                eprintln!(
+                    "fanbench micro: {}/{}: no result: {reason}",
+                    op.name(),
+                    id.name()
+                );
             }
             out.ran.push(Ran {
                 op,
