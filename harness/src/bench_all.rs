@@ -21,6 +21,8 @@
 //!   estimated by `Settings::estimate_seconds`): 4 climbs of at most 9 steps x (1 s + 0.9 s)
 //!   = 68 s (`--quick`: at most 5 steps x (0.5 s + 0.9 s), 28 s); `--skip-calibration` drops
 //!   it, and the results then carry no headroom.
+//! - after the sweep, the micro-cost suite (`crate::micro`, `fanbench_micro::Settings`):
+//!   111 s estimated for nine rows (`--quick`: 28 s); `--skip-micro` drops it.
 //!
 //! The durations live in the workload files (default), in [`QUICK`] (quick) and in
 //! `sweep::Settings` (`step_timing`, `bench_all`); the estimate printed before the run uses the

@@ -37,12 +37,11 @@ pub struct Settings {
     pub pin_peer: Option<PinPeer>,
     /// Runs on each worker thread of the tokio reference's runtime as it starts.
     pub pin_reference_workers: Option<PinPeer>,
+    /// Seconds each benchmark takes beyond warm-up and measurement (building the runtime, the
+    /// untimed setup of each sample, iterations longer than the target time, criterion's
+    /// analysis), for the estimate; measured on the 2-core machine (harness/PERF.md, "micro").
+    pub overhead_s: f64,
 }
-
-/// Seconds criterion spends per benchmark beyond warm-up and measurement (building the
-/// runtime, the untimed setup of each sample, the bootstrap), measured on the 2-core machine
-/// (harness/PERF.md, "micro").
-const BENCH_OVERHEAD_S: f64 = 0.25;
 
 impl Settings {
     /// `fanbench micro` and bench-all's default run.
@@ -56,6 +55,7 @@ impl Settings {
             tokio_reference: true,
             pin_peer: None,
             pin_reference_workers: None,
+            overhead_s: 0.28,
         }
     }
 
@@ -70,6 +70,7 @@ impl Settings {
             tokio_reference: true,
             pin_peer: None,
             pin_reference_workers: None,
+            overhead_s: 0.12,
         }
     }
 
@@ -84,6 +85,7 @@ impl Settings {
             tokio_reference: true,
             pin_peer: None,
             pin_reference_workers: None,
+            overhead_s: 0.5,
         }
     }
 
@@ -98,7 +100,7 @@ impl Settings {
     /// Seconds the suite is expected to take on `rows` (an upper bound for the budget).
     pub fn estimate_seconds(&self, rows: &[MicroRow]) -> f64 {
         let per_bench =
-            self.warm_up.as_secs_f64() + self.measurement.as_secs_f64() + BENCH_OVERHEAD_S;
+            self.warm_up.as_secs_f64() + self.measurement.as_secs_f64() + self.overhead_s;
         let benches = plan(rows, self.tokio_reference)
             .iter()
             .filter(|(_, id)| matches!(id, Id::Reference) || id.absent_reason().is_none())
@@ -431,6 +433,16 @@ mod tests {
             vec![Op::SpawnMany, Op::ChainedSpawn, Op::YieldMany, Op::PingPong]
         );
         assert_eq!(p.len(), Op::ALL.len() * MicroRow::ALL.len() + 4);
+    }
+
+    /// bench-all's budget: the suite on every row in about 2 minutes (default) and half a
+    /// minute (`--quick`).
+    #[test]
+    fn the_suite_on_every_row_fits_its_bench_all_budget() {
+        let standard = Settings::standard().estimate_seconds(MicroRow::ALL);
+        let quick = Settings::quick().estimate_seconds(MicroRow::ALL);
+        assert!(standard <= 120.0, "standard estimate {standard} s");
+        assert!(quick <= 30.0, "quick estimate {quick} s");
     }
 
     #[test]
