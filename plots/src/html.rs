@@ -510,7 +510,7 @@ pub fn index(
         );
     }
     if let Some(micro) = micro {
-        crate::micro::section(&mut out, micro, charts);
+        crate::micro::section(&mut out, micro, charts, results);
     }
     method(&mut out, results);
     out.push_str("</body></html>\n");

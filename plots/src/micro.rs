@@ -13,6 +13,7 @@ use crate::charts::{
     GRID_LIGHT, TITLE_SIZE,
 };
 use crate::html::escape;
+use crate::model::ResultsDoc;
 use crate::palette::runtime_colour;
 
 /// The file name `fanbench micro` gives its output.
@@ -425,9 +426,73 @@ pub fn charts(doc: &MicroDoc) -> anyhow::Result<Vec<Chart>> {
     Ok(out)
 }
 
-/// The "Micro costs" section of index.html: the charts, then every figure in a table (with
-/// the reason wherever there is none).
-pub fn section(out: &mut String, doc: &MicroDoc, charts: &[Chart]) {
+/// The fan-out workload whose server CPU per message the micro costs are set beside: the
+/// same shape as `publish_fanout_100` (one publisher, 100 subscribers).
+pub const FANOUT_SCENARIO: &str = "fanout-100";
+
+/// Per row: the broker's hot path per delivery (micro) beside the server CPU per delivered
+/// message of [`FANOUT_SCENARIO`] (results), and the share of the second the first explains.
+fn beside_fanout(out: &mut String, doc: &MicroDoc, results: &ResultsDoc) {
+    let entries = results.entries_of(FANOUT_SCENARIO);
+    if entries.is_empty() {
+        return;
+    }
+    let per_delivery = |runtime: &str| {
+        doc.entries
+            .iter()
+            .find(|e| e.operation == "publish_fanout_100" && e.runtime == runtime)
+            .and_then(|e| e.estimate.as_ref())
+            .map(|est| est.per_element_ns / 100.0)
+    };
+    let cell_ns = |runtime: &str, op: &str| {
+        doc.entries
+            .iter()
+            .find(|e| e.operation == op && e.runtime == runtime)
+            .and_then(|e| e.estimate.as_ref())
+            .map_or_else(|| "n/a".to_owned(), |est| fmt_ns(est.per_element_ns))
+    };
+    let _ = writeln!(
+        out,
+        "<h3>Beside the fan-out results ({FANOUT_SCENARIO})</h3>\n<p>The broker's publish path \
+         without I/O, per delivery (<code>publish_fanout_100</code> / 100: parse, look up, queue, \
+         wake and poll the writer task), against the server CPU per delivered message the same \
+         row spent in the {FANOUT_SCENARIO} workload (median over repetitions). The rest of \
+         the CPU is the sends and the rest of the I/O path, which the round trip and the \
+         coalescing of sends change.</p>"
+    );
+    out.push_str(
+        "<div class=\"scroll\"><table><tr><th class=\"l\">runtime</th><th>hot path per \
+         delivery</th><th>server CPU per message</th><th>hot path share</th><th>tcp round \
+         trip</th><th>wake_remote</th></tr>\n",
+    );
+    for entry in entries {
+        let hot = per_delivery(&entry.runtime);
+        let cpu_ns = entry
+            .summary
+            .headline
+            .server_cpu_us_per_msg
+            .map(|us| us * 1000.0);
+        let share = match (hot, cpu_ns) {
+            (Some(h), Some(c)) if c > 0.0 => format!("{:.0} %", 100.0 * h / c),
+            _ => "n/a".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&entry.runtime),
+            hot.map_or_else(|| "n/a".to_owned(), fmt_ns),
+            cpu_ns.map_or_else(|| "n/a".to_owned(), fmt_ns),
+            share,
+            cell_ns(&entry.runtime, "tcp_round_trip_128"),
+            cell_ns(&entry.runtime, "wake_remote"),
+        );
+    }
+    out.push_str("</table></div>\n");
+}
+
+/// The "Micro costs" section of index.html: the charts, every figure in a table (with the
+/// reason wherever there is none), and the micro costs beside the fan-out results.
+pub fn section(out: &mut String, doc: &MicroDoc, charts: &[Chart], results: Option<&ResultsDoc>) {
     out.push_str("<h2 id=\"micro\">Micro costs: what the runtime itself costs</h2>\n");
     let _ = writeln!(
         out,
@@ -492,6 +557,9 @@ pub fn section(out: &mut String, doc: &MicroDoc, charts: &[Chart]) {
         out.push_str("</tr>\n");
     }
     out.push_str("</table></div>\n");
+    if let Some(results) = results {
+        beside_fanout(out, doc, results);
+    }
 }
 
 /// The table's columns: the rows in micro.json's order, then any reference entry.
@@ -553,7 +621,7 @@ mod tests {
         assert!(charts[0].svg.contains("n/a: blocking I/O"));
         assert!(charts[1].svg.contains("p50 1.10 ms"));
         let mut html = String::new();
-        section(&mut html, &doc, &charts);
+        section(&mut html, &doc, &charts, None);
         assert!(html.contains("55.0 ns"));
         assert!(html.contains("tokio-reference"));
         assert!(
@@ -561,6 +629,47 @@ mod tests {
             "reason is escaped"
         );
         assert!(html.contains("micro-costs.svg"));
+    }
+
+    /// The fan-out table pairs each row's hot path per delivery with its server CPU per
+    /// message from results.json; a row micro did not measure shows n/a, not a guess.
+    #[test]
+    fn micro_costs_are_set_beside_the_fanout_cpu_per_message() {
+        let mut doc = MicroDoc::parse(DOC).expect("parse");
+        doc.entries.push(MicroEntry {
+            operation: "publish_fanout_100".into(),
+            runtime: "tokio".into(),
+            reference: false,
+            estimate: Some(Estimate {
+                per_element_ns: 45_000.0,
+                per_element_ci_ns: [40_000.0, 50_000.0],
+                confidence_level: 0.95,
+                samples: 10,
+            }),
+            absent_reason: None,
+        });
+        let results = ResultsDoc::parse(include_str!("../tests/fixtures/results.json"))
+            .expect("fixture parses");
+        let cpu_us = results
+            .entries_of(FANOUT_SCENARIO)
+            .into_iter()
+            .find(|e| e.runtime == "tokio")
+            .and_then(|e| e.summary.headline.server_cpu_us_per_msg)
+            .expect("fixture has tokio's CPU per message");
+        let mut html = String::new();
+        section(&mut html, &doc, &[], Some(&results));
+        let row = html
+            .lines()
+            .find(|l| l.starts_with("<tr><td class=\"l\">tokio</td>"))
+            .expect("a tokio row in the fan-out table");
+        assert!(row.contains("450.0 ns"), "{row}");
+        let share = format!("{:.0} %", 100.0 * 450.0 / (cpu_us * 1000.0));
+        assert!(row.contains(&share), "{row} lacks {share}");
+        let uring = html
+            .lines()
+            .find(|l| l.starts_with("<tr><td class=\"l\">uring</td>"))
+            .expect("a uring row");
+        assert!(uring.contains("<td>n/a</td>"), "{uring}");
     }
 
     #[test]
