@@ -35,7 +35,7 @@ pub struct MicroArgs {
     #[arg(long, value_delimiter = ',')]
     pub runtimes: Option<Vec<String>>,
     /// Short run (criterion's minimum of 10 samples, 0.1 s per benchmark): a smoke test whose
-    /// intervals are wide.
+    /// intervals are wide. Without it: 0.6 s per benchmark, about 2 minutes for every row.
     #[arg(long)]
     pub quick: bool,
     /// Results directory: writes DIR/<run-id>/micro.json (ignored with --run-dir).
@@ -107,7 +107,6 @@ pub struct OperationRecord {
 fn micro_row(row: RuntimeRow) -> MicroRow {
     match row {
         RuntimeRow::Uring => MicroRow::Uring,
-        RuntimeRow::UringNoCoalesce => MicroRow::UringNoCoalesce,
         RuntimeRow::Tokio => MicroRow::Tokio,
         RuntimeRow::TokioMt => MicroRow::TokioMt,
         RuntimeRow::Compio => MicroRow::Compio,
@@ -189,24 +188,32 @@ pub struct Placement {
 /// bench-all's part: the suite on the runtime rows among `rows` (nats-server is a server,
 /// not a runtime), placed like the fan-out runs (benchmark thread on the first server CPU,
 /// the peer on the first load generator CPU), into the run directory beside results.json.
+/// With [`Settings::bench_all`]: about a minute, what the default run's 25 minutes leave.
 pub struct BenchAllMicro {
     pub rows: Vec<MicroRow>,
     pub settings: Settings,
 }
 
 impl BenchAllMicro {
-    pub fn new(rows: &[crate::measure::Row], quick: bool) -> Self {
-        let rows = rows
-            .iter()
-            .filter_map(|row| match row {
-                crate::measure::Row::Fanbench(r) => Some(micro_row(*r)),
-                crate::measure::Row::NatsServer => None,
-            })
-            .collect();
-        BenchAllMicro {
-            rows,
-            settings: settings(quick, true),
+    /// The suite for bench-all's default run; `None` with `--quick`, whose 5 minutes the
+    /// rest of the suite already fills (`fanbench micro --quick` is the short run).
+    pub fn new(rows: &[crate::measure::Row], quick: bool) -> Option<Self> {
+        if quick {
+            return None;
         }
+        let mut seen = Vec::new();
+        for row in rows {
+            if let crate::measure::Row::Fanbench(r) = row {
+                let row = micro_row(*r);
+                if !seen.contains(&row) {
+                    seen.push(row);
+                }
+            }
+        }
+        Some(BenchAllMicro {
+            rows: seen,
+            settings: Settings::bench_all(),
+        })
     }
 
     /// Seconds the suite is expected to take.

@@ -191,10 +191,6 @@ impl Op {
                 "blocking I/O: the echo task shares the row's only thread, so the first read \
                  that waits blocks both ends (this row's I/O cost is in its fan-out results)",
             ),
-            (MicroRow::UringNoCoalesce, op) if op != Op::TcpRoundTrip => Some(
-                "same executor, timers and wakers as uring; only send coalescing differs, which \
-                 only tcp_round_trip_128 exercises",
-            ),
             _ => None,
         }
     }

@@ -2,7 +2,6 @@
 //! server thread, and a visitor that hands each row's runtime type to generic code.
 
 use std::io;
-use std::time::Duration;
 
 use fanbench_rt::Runtime;
 
@@ -11,8 +10,6 @@ use fanbench_rt::Runtime;
 pub enum MicroRow {
     /// fanbench's own io_uring runtime, default configuration.
     Uring,
-    /// The uring runtime with send coalescing off.
-    UringNoCoalesce,
     /// Tokio current-thread with a `LocalSet`.
     Tokio,
     /// Tokio multi-thread (one worker) with a `LocalSet` on the calling thread.
@@ -33,7 +30,6 @@ impl MicroRow {
     /// Every row, in `fanbench runtimes` order.
     pub const ALL: &'static [MicroRow] = &[
         MicroRow::Uring,
-        MicroRow::UringNoCoalesce,
         MicroRow::Tokio,
         MicroRow::TokioMt,
         MicroRow::Compio,
@@ -47,7 +43,6 @@ impl MicroRow {
     pub fn name(self) -> &'static str {
         match self {
             MicroRow::Uring => "uring",
-            MicroRow::UringNoCoalesce => "uring-nocoalesce",
             MicroRow::Tokio => "tokio",
             MicroRow::TokioMt => "tokio-mt",
             MicroRow::Compio => "compio",
@@ -75,12 +70,6 @@ impl MicroRow {
             MicroRow::Uring => {
                 visitor.visit::<UringRuntime>(self, || UringRuntime::new(UringConfig::default()))
             }
-            MicroRow::UringNoCoalesce => visitor.visit::<UringRuntime>(self, || {
-                UringRuntime::new(UringConfig {
-                    coalesce: Duration::ZERO,
-                    ..UringConfig::default()
-                })
-            }),
             MicroRow::Tokio => visitor.visit::<TokioRuntime>(self, TokioRuntime::new),
             // One worker: `fanbench serve --threads 1`, what bench-all runs by default.
             MicroRow::TokioMt => {
