@@ -81,7 +81,8 @@ pub struct MicroFile {
 /// How the suite was run.
 #[derive(Debug, Serialize)]
 pub struct SettingsRecord {
-    pub quick: bool,
+    /// `standard` (`fanbench micro`), `bench-all` (bench-all's default run) or `quick`.
+    pub budget: &'static str,
     pub warm_up_s: f64,
     pub measurement_s: f64,
     pub sample_size: usize,
@@ -317,7 +318,7 @@ pub fn measure(
         host: sysinfo::host(),
         toolchain: sysinfo::toolchain(),
         settings: SettingsRecord {
-            quick: settings.sample_size < Settings::standard().sample_size,
+            budget: settings.name,
             warm_up_s: settings.warm_up.as_secs_f64(),
             measurement_s: settings.measurement.as_secs_f64(),
             sample_size: settings.sample_size,

@@ -25,6 +25,8 @@ use crate::tokio_reference;
 /// How long criterion measures each benchmark, and what else runs.
 #[derive(Clone)]
 pub struct Settings {
+    /// Which budget these are: `standard`, `bench-all`, `quick` or `cargo-bench`.
+    pub name: &'static str,
     pub warm_up: Duration,
     pub measurement: Duration,
     pub sample_size: usize,
@@ -47,6 +49,7 @@ impl Settings {
     /// `fanbench micro` and bench-all's default run.
     pub fn standard() -> Self {
         Settings {
+            name: "standard",
             warm_up: Duration::from_millis(200),
             measurement: Duration::from_millis(600),
             sample_size: 20,
@@ -63,6 +66,7 @@ impl Settings {
     /// (the rest of bench-all takes ~22 of its 25 minutes).
     pub fn bench_all() -> Self {
         Settings {
+            name: "bench-all",
             warm_up: Duration::from_millis(100),
             measurement: Duration::from_millis(300),
             sample_size: 10,
@@ -78,6 +82,7 @@ impl Settings {
     /// `--quick`: criterion's minimum sample count in a tenth of the time.
     pub fn quick() -> Self {
         Settings {
+            name: "quick",
             warm_up: Duration::from_millis(50),
             measurement: Duration::from_millis(100),
             sample_size: 10,
@@ -93,6 +98,7 @@ impl Settings {
     /// `cargo bench`: criterion's own defaults, for whoever wants the long run.
     pub fn cargo_bench() -> Self {
         Settings {
+            name: "cargo-bench",
             warm_up: Duration::from_secs(3),
             measurement: Duration::from_secs(5),
             sample_size: 100,

@@ -497,10 +497,9 @@ pub fn section(out: &mut String, doc: &MicroDoc, charts: &[Chart], results: Opti
     let _ = writeln!(
         out,
         "<p>From <code>micro.json</code> (<code>fanbench micro</code>, run {}): criterion \
-         benchmarks of single runtime operations, the same code on every row. Settings: \
-         <code>{}</code>.</p>",
+         benchmarks of single runtime operations, the same code on every row. {}</p>",
         escape(&doc.run_id),
-        escape(&doc.settings.to_string())
+        escape(&settings_line(&doc.settings))
     );
     for name in [COSTS_CHART, LATENESS_CHART] {
         if let Some(chart) = charts.iter().find(|c| c.file_name == name) {
@@ -562,6 +561,31 @@ pub fn section(out: &mut String, doc: &MicroDoc, charts: &[Chart], results: Opti
     }
 }
 
+/// How the suite was run, in words (fields missing from an older file are left out).
+fn settings_line(settings: &serde_json::Value) -> String {
+    let num = |k: &str| settings.get(k).and_then(serde_json::Value::as_f64);
+    let mut parts = Vec::new();
+    if let Some(budget) = settings.get("budget").and_then(serde_json::Value::as_str) {
+        parts.push(format!("Budget {budget}"));
+    }
+    if let (Some(w), Some(m)) = (num("warm_up_s"), num("measurement_s")) {
+        parts.push(format!("{w} s warm-up + {m} s measurement per benchmark"));
+    }
+    if let Some(n) = num("sample_size") {
+        parts.push(format!("{n} samples"));
+    }
+    if let (Some(c), Some(p)) = (num("cpu"), num("peer_cpu")) {
+        parts.push(format!(
+            "benchmark thread on CPU {c}, wake_remote's peer on CPU {p}"
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{}.", parts.join("; "))
+    }
+}
+
 /// The table's columns: the rows in micro.json's order, then any reference entry.
 fn runtime_columns(doc: &MicroDoc) -> Vec<String> {
     let mut cols = doc.runtimes.clone();
@@ -591,7 +615,7 @@ mod tests {
     use super::*;
 
     const DOC: &str = r#"{
-      "schema_version": 1, "kind": "micro", "run_id": "r1", "settings": {"quick": true},
+      "schema_version": 1, "kind": "micro", "run_id": "r1", "settings": {"budget": "quick", "warm_up_s": 0.05, "measurement_s": 0.1, "sample_size": 10},
       "operations": [
         {"name": "spawn_many", "description": "d", "element": "task", "elements_per_iteration": 10000},
         {"name": "tcp_round_trip_128", "description": "d", "element": "128 B", "elements_per_iteration": 1}
@@ -629,6 +653,10 @@ mod tests {
             "reason is escaped"
         );
         assert!(html.contains("micro-costs.svg"));
+        assert!(
+            html.contains("Budget quick; 0.05 s warm-up + 0.1 s measurement"),
+            "{html}"
+        );
     }
 
     /// The fan-out table pairs each row's hot path per delivery with its server CPU per
