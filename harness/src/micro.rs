@@ -103,10 +103,14 @@ pub struct OperationRecord {
     pub tokio_reference: bool,
 }
 
-/// The micro row of a runtime row (exhaustive: a new row does not compile until it says how
-/// the suite builds it).
-fn micro_row(row: RuntimeRow) -> MicroRow {
-    match row {
+/// Why the floor row has no micro costs.
+const FLOOR_REASON: &str =
+    "floor is a raw io_uring fan-out server with no runtime trait: there is no runtime to measure";
+
+/// The micro row of a runtime row, or why it has none (exhaustive: a new row does not compile
+/// until it says how the suite builds it).
+fn micro_row(row: RuntimeRow) -> Result<MicroRow, &'static str> {
+    Ok(match row {
         RuntimeRow::Uring => MicroRow::Uring,
         RuntimeRow::Tokio => MicroRow::Tokio,
         RuntimeRow::TokioMt => MicroRow::TokioMt,
@@ -115,13 +119,18 @@ fn micro_row(row: RuntimeRow) -> MicroRow {
         RuntimeRow::Monoio => MicroRow::Monoio,
         RuntimeRow::MonoioEpoll => MicroRow::MonoioEpoll,
         RuntimeRow::Threads => MicroRow::Threads,
-    }
+        RuntimeRow::Floor => return Err(FLOOR_REASON),
+    })
 }
 
-/// The rows `names` selects (all rows when `None`). nats-server is a server, not a runtime.
+/// The rows `names` selects (every row with a runtime when `None`). nats-server and floor
+/// are servers, not runtimes.
 pub fn rows(names: Option<&[String]>) -> anyhow::Result<Vec<MicroRow>> {
     let Some(names) = names else {
-        return Ok(RuntimeRow::ALL.iter().map(|&r| micro_row(r)).collect());
+        return Ok(RuntimeRow::ALL
+            .iter()
+            .filter_map(|&r| micro_row(r).ok())
+            .collect());
     };
     if names.is_empty() {
         bail!("--runtimes is empty");
@@ -131,7 +140,7 @@ pub fn rows(names: Option<&[String]>) -> anyhow::Result<Vec<MicroRow>> {
         .map(|name| {
             let name = name.trim();
             match RuntimeRow::named(name) {
-                Some(row) => Ok(micro_row(row)),
+                Some(row) => micro_row(row).map_err(|reason| anyhow::anyhow!("{reason}")),
                 None if name == "nats-server" => bail!(
                     "nats-server is a reference server, not a runtime: micro measures runtimes"
                 ),
@@ -205,9 +214,10 @@ impl BenchAllMicro {
         let mut seen = Vec::new();
         for row in rows {
             if let crate::measure::Row::Fanbench(r) = row {
-                let row = micro_row(*r);
-                if !seen.contains(&row) {
-                    seen.push(row);
+                match micro_row(*r) {
+                    Ok(row) if !seen.contains(&row) => seen.push(row),
+                    Ok(_) => {}
+                    Err(reason) => eprintln!("fanbench: no micro costs for {}: {reason}", r.name()),
                 }
             }
         }
@@ -430,11 +440,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_runtime_row_is_a_micro_row_of_the_same_name() {
+    fn every_runtime_row_but_floor_is_a_micro_row_of_the_same_name() {
         for &row in RuntimeRow::ALL {
-            assert_eq!(micro_row(row).name(), row.name());
+            match micro_row(row) {
+                Ok(micro) => assert_eq!(micro.name(), row.name()),
+                Err(reason) => {
+                    assert_eq!(row, RuntimeRow::Floor);
+                    assert!(reason.contains("no runtime"));
+                }
+            }
         }
-        assert_eq!(RuntimeRow::ALL.len(), MicroRow::ALL.len());
+        assert_eq!(rows(None).unwrap().len(), MicroRow::ALL.len());
+        let err = rows(Some(&["floor".to_string()])).unwrap_err();
+        assert!(err.to_string().contains("no runtime trait"), "{err}");
     }
 
     #[test]
