@@ -267,8 +267,8 @@ pub fn next_cpu(cpu: usize) -> usize {
     }
 }
 
-/// Run the suite on `rows` and write `<run_dir>/micro.json`; returns its path. The calling
-/// thread is pinned to `placement.cpu` for the run and unpinned (every CPU) afterwards.
+/// Run the suite on `rows` and write `<run_dir>/micro.json`; returns its path. The suite runs
+/// on a thread pinned to `placement.cpu`.
 pub fn measure(
     rows: &[MicroRow],
     settings: &Settings,
@@ -303,15 +303,22 @@ pub fn measure(
         placement.cpu,
         placement.peer_cpu
     );
-    pin_current_thread(&[placement.cpu])?;
-    let mut criterion = settings
-        .configure(Criterion::default())
-        .without_plots()
-        .with_output_color(false)
-        // Criterion's own setter for where its files go; the default would be ./target.
-        .output_directory(&criterion_dir);
-    let suite = fanbench_micro::run(&mut criterion, rows, &settings);
-    let unpinned = pin_current_thread(&all_cpus);
+    // The suite runs on a thread of its own, pinned, so the caller's affinity is untouched.
+    let suite = std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> anyhow::Result<fanbench_micro::SuiteRun> {
+                pin_current_thread(&[placement.cpu])?;
+                let mut criterion = settings
+                    .configure(Criterion::default())
+                    .without_plots()
+                    .with_output_color(false)
+                    // Criterion's own setter for where its files go; the default is ./target.
+                    .output_directory(&criterion_dir);
+                Ok(fanbench_micro::run(&mut criterion, rows, &settings))
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the micro suite's thread panicked"))?
+    })?;
     let entries = fanbench_micro::collect(&criterion_dir, &suite);
     let git = sysinfo::git(sysinfo::source_root());
     let file = MicroFile {
@@ -362,7 +369,6 @@ pub fn measure(
             .with_context(|| format!("removing {}", criterion_dir.display()))?;
     }
     print_table(&file);
-    unpinned.context("unpinning the benchmark thread")?;
     Ok(path)
 }
 
