@@ -15,6 +15,7 @@ const CRATES: &[(&str, &str)] = &[
     ("monoio", "fanbench-rt-monoio"),
     ("compio", "fanbench-rt-compio"),
     ("async-nats", "fanbench"),
+    ("criterion", "fanbench-micro"),
 ];
 
 #[derive(serde::Deserialize)]

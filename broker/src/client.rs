@@ -138,13 +138,7 @@ impl<R: Runtime> ReaderTask<R> {
         let ReaderTask { hold, read } = self;
         async move {
             let (broker, client) = (&hold.broker, &hold.client);
-            let mut conn = Connection {
-                broker,
-                client,
-                subs: HashMap::new(),
-                parser: ClientParser::new(broker.config().limits),
-                pedantic: true,
-            };
+            let mut conn = Connection::new(broker, client);
             let reason = conn.read_loop::<R>(read).await;
             conn.unsubscribe_all();
             client.outbound.close(reason, None);
@@ -164,12 +158,49 @@ impl<R: Runtime> WriterTask<R> {
     }
 }
 
-struct Connection<'a> {
+/// A connection's reader state. `pub(crate)` for [`crate::hotpath`], which drives the same
+/// parse-and-handle path without a socket.
+pub(crate) struct Connection<'a> {
     broker: &'a Broker,
     client: &'a Arc<ClientShared>,
     subs: HashMap<Bytes, Arc<Subscription>>,
     parser: ClientParser,
     pedantic: bool,
+}
+
+impl<'a> Connection<'a> {
+    /// A fresh connection's reader state (nats-server's defaults until CONNECT arrives).
+    pub(crate) fn new(broker: &'a Broker, client: &'a Arc<ClientShared>) -> Self {
+        Connection {
+            broker,
+            client,
+            subs: HashMap::new(),
+            parser: ClientParser::new(broker.config().limits),
+            pedantic: true,
+        }
+    }
+
+    /// Parse and handle every complete operation in `buf`, as the read loop does after each
+    /// read; returns the close reason if a protocol error closes the connection.
+    pub(crate) fn handle_buffered(&mut self, buf: &mut BytesMut) -> Option<CloseReason> {
+        loop {
+            match self.parser.next_op(buf) {
+                Ok(Some(op)) => {
+                    if let Err(err) = self.handle(op) {
+                        if let Some(reason) = self.protocol_error(&err) {
+                            return Some(reason);
+                        }
+                    }
+                }
+                Ok(None) => return None,
+                Err(err) => {
+                    if let Some(reason) = self.protocol_error(&err) {
+                        return Some(reason);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Connection<'_> {
@@ -199,22 +230,8 @@ impl Connection<'_> {
             if self.client.outbound.is_closed() {
                 return CloseReason::ClientClosed;
             }
-            loop {
-                match self.parser.next_op(&mut buf) {
-                    Ok(Some(op)) => {
-                        if let Err(err) = self.handle(op) {
-                            if let Some(reason) = self.protocol_error(&err) {
-                                return reason;
-                            }
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(err) => {
-                        if let Some(reason) = self.protocol_error(&err) {
-                            return reason;
-                        }
-                    }
-                }
+            if let Some(reason) = self.handle_buffered(&mut buf) {
+                return reason;
             }
         }
     }

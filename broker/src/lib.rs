@@ -25,6 +25,7 @@
 pub mod client;
 pub mod coalesce;
 pub mod config;
+pub mod hotpath;
 pub mod outbound;
 pub mod server;
 pub mod shutdown;

@@ -21,6 +21,8 @@
 //!   estimated by `Settings::estimate_seconds`): 4 climbs of at most 9 steps x (1 s + 0.9 s)
 //!   = 68 s (`--quick`: at most 5 steps x (0.5 s + 0.9 s), 28 s); `--skip-calibration` drops
 //!   it, and the results then carry no headroom.
+//! - last, the micro-cost suite (`crate::micro`, `fanbench_micro::Settings::bench_all`): 58 s
+//!   estimated for eight rows; not run with `--quick`; `--skip-micro` drops it.
 //!
 //! The durations live in the workload files (default), in [`QUICK`] (quick) and in
 //! `sweep::Settings` (`step_timing`, `bench_all`); the estimate printed before the run uses the
@@ -88,6 +90,9 @@ pub struct BenchAllArgs {
     /// Do not run the uring submission-policy comparison (eager, adaptive, SQPOLL).
     #[arg(long)]
     pub skip_policies: bool,
+    /// Do not run the micro-cost suite (`fanbench micro`, about 1 min; never run with --quick).
+    #[arg(long)]
+    pub skip_micro: bool,
     #[command(flatten)]
     pub overrides: WorkloadOverrides,
     #[command(flatten)]
@@ -245,7 +250,11 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
     let pairs_s = estimate_seconds(available.len(), &scenarios)
         - measured * scenarios.iter().map(pair_estimate_seconds).sum::<f64>()
             / scenarios.len() as f64;
-    let total_s = pairs_s.max(0.0) + sweep_s + batching_s + policies_s + calibration_s;
+    let micro = (!args.skip_micro)
+        .then(|| crate::micro::BenchAllMicro::new(&available, args.quick))
+        .flatten();
+    let micro_s = micro.as_ref().map_or(0.0, |m| m.estimate_seconds());
+    let total_s = pairs_s.max(0.0) + sweep_s + batching_s + policies_s + calibration_s + micro_s;
     eprintln!(
         "fanbench: {} rows x {} workloads, estimated {:.0} s; server CPUs {:?}, load generator \
          CPUs {:?}; writing {}",
@@ -285,6 +294,9 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     if let Some(by) = interrupt::received() {
         return suite.finish_interrupted(by, &available, started, total_s);
+    }
+    if let Some(micro) = &micro {
+        micro.run(suite.placement, &suite.run_dir);
     }
     suite.file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
     suite.file.partial = false;
@@ -741,6 +753,7 @@ mod tests {
             skip_batching: false,
             skip_policies: false,
             resume: None,
+            skip_micro: false,
             overrides: WorkloadOverrides {
                 workloads_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads")),
                 ..overrides
@@ -795,15 +808,17 @@ mod tests {
             + batching_estimate_seconds(&rows, swept, quick)
             + policies_s
             + calibrate::Settings::bench_all(quick).estimate_seconds()
+            + crate::micro::BenchAllMicro::new(&rows, quick).map_or(0.0, |m| m.estimate_seconds())
     }
 
     #[test]
-    fn default_suite_fits_twenty_two_minutes_for_ten_rows() {
-        // 22 of the 25 minutes the default run may take: the rest is for what the estimate
-        // does not see (build, report, re-measured sweep steps).
+    fn default_suite_fits_twenty_three_minutes_for_ten_rows() {
+        // 23 of the 25 minutes the default run may take (22 for the fan-out suite, 1 for the
+        // micro-cost suite): the rest is for what the estimate does not see (build, report,
+        // re-measured sweep steps).
         let estimate = suite_estimate(false);
         assert!(
-            estimate < 22.0 * 60.0,
+            estimate < 23.0 * 60.0,
             "default suite estimate {estimate} s"
         );
     }

@@ -14,6 +14,7 @@ mod interrupt;
 mod loadgen;
 mod measure;
 mod metrics;
+mod micro;
 mod policies;
 mod report;
 mod results;
@@ -44,6 +45,8 @@ enum Command {
     BenchAll(bench_all::BenchAllArgs),
     /// Charts (SVG) and a self-contained index.html for a results or sweep file.
     Report(report::ReportArgs),
+    /// What the runtime itself costs: criterion micro benchmarks on every row (micro.json).
+    Micro(micro::MicroArgs),
     /// Compare two results (files, run directories or commits): every metric's change and verdict.
     Compare(compare::CompareArgs),
     /// Raise the offered load step by step until p99 passes the SLO: max sustainable throughput.
@@ -70,6 +73,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => run::run(args),
         Command::BenchAll(args) => bench_all::run(args),
         Command::Report(args) => report::run(args),
+        Command::Micro(args) => micro::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Soak(args) => soak::run(args),

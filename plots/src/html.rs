@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::charts::{fmt_latency_us, fmt_rate, fmt_sig3, Chart};
+use crate::micro::MicroDoc;
 use crate::model::{Entry, Percentiles, ResultsDoc, SweepDoc};
 use crate::palette::{css, runtime_colour};
 
@@ -48,7 +49,7 @@ fn strip_xml_declaration(svg: &str) -> &str {
     }
 }
 
-fn figure(out: &mut String, chart: &Chart) {
+pub(crate) fn figure(out: &mut String, chart: &Chart) {
     let _ = writeln!(
         out,
         "<figure id=\"{id}\">{svg}<figcaption><b>{title}.</b> {caption} \
@@ -402,7 +403,6 @@ fn sweep_section(out: &mut String, sweep: &SweepDoc, charts: &[Chart]) {
     }
 }
 
-/// Builds index.html from the documents and their already-rendered charts.
 /// A partial run (interrupted or killed) and the pairs that failed, before anything else.
 fn run_state_banner(out: &mut String, doc: &ResultsDoc) {
     if doc.partial {
@@ -436,10 +436,17 @@ fn run_state_banner(out: &mut String, doc: &ResultsDoc) {
     }
 }
 
-pub fn index(results: Option<&ResultsDoc>, sweep: Option<&SweepDoc>, charts: &[Chart]) -> String {
+/// Builds index.html from the documents and their already-rendered charts.
+pub fn index(
+    results: Option<&ResultsDoc>,
+    sweep: Option<&SweepDoc>,
+    micro: Option<&MicroDoc>,
+    charts: &[Chart],
+) -> String {
     let run_id = results
         .map(|d| d.run_id.as_str())
         .or(sweep.map(|s| s.run_id.as_str()))
+        .or(micro.map(|m| m.run_id.as_str()))
         .unwrap_or("");
     let mut out = String::new();
     let _ = write!(
@@ -493,7 +500,11 @@ pub fn index(results: Option<&ResultsDoc>, sweep: Option<&SweepDoc>, charts: &[C
             .map(|s| format!("<a href=\"#scenario-{0}\">{0}</a>", escape(s)))
             .collect();
         out.push_str(&links.join(" · "));
-        out.push_str(" · <a href=\"#costs\">cost per message</a></p>\n");
+        out.push_str(" · <a href=\"#costs\">cost per message</a>");
+        if micro.is_some() {
+            out.push_str(" · <a href=\"#micro\">micro costs</a>");
+        }
+        out.push_str("</p>\n");
     }
     if let Some(sweep) = sweep {
         sweep_section(&mut out, sweep, charts);
@@ -531,6 +542,9 @@ pub fn index(results: Option<&ResultsDoc>, sweep: Option<&SweepDoc>, charts: &[C
             host.cores.map_or_else(|| "?".to_owned(), |c| c.to_string()),
             escape(host.kernel.as_deref().unwrap_or("unknown"))
         );
+    }
+    if let Some(micro) = micro {
+        crate::micro::section(&mut out, micro, charts, results);
     }
     method(&mut out, results);
     out.push_str("</body></html>\n");

@@ -10,6 +10,7 @@
 pub mod charts;
 pub mod hist;
 mod html;
+pub mod micro;
 pub mod model;
 pub mod palette;
 
@@ -33,11 +34,13 @@ pub const INDEX_FILE: &str = "index.html";
 pub struct Inputs {
     pub results: Option<(PathBuf, ResultsDoc)>,
     pub sweep: Option<(PathBuf, SweepDoc)>,
+    /// `micro.json` of the same run directory (`fanbench micro`), if there is one.
+    pub micro: Option<(PathBuf, micro::MicroDoc)>,
 }
 
 impl Inputs {
-    /// Loads a run from a `results.json`, a `sweep.json`, or a directory holding either. A
-    /// file's sibling of the other kind (same directory) is loaded too.
+    /// Loads a run from a `results.json`, a `sweep.json`, a `micro.json`, or a directory
+    /// holding any of them. A file's siblings of the other kinds (same directory) are loaded too.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let dir = if path.is_dir() {
             path.to_path_buf()
@@ -48,6 +51,8 @@ impl Inputs {
             (dir.join(RESULTS_FILE), dir.join(SWEEP_FILE))
         } else if !path.exists() {
             bail!("{} does not exist", path.display());
+        } else if path.file_name() == Some(std::ffi::OsStr::new(micro::MICRO_FILE)) {
+            (dir.join(RESULTS_FILE), dir.join(SWEEP_FILE))
         } else if is_sweep_file(path)? {
             (dir.join(RESULTS_FILE), path.to_path_buf())
         } else {
@@ -63,13 +68,24 @@ impl Inputs {
         } else {
             None
         };
-        if results.is_none() && sweep.is_none() {
+        let micro_path = dir.join(micro::MICRO_FILE);
+        let micro = if micro_path.is_file() {
+            Some((micro_path.clone(), micro::MicroDoc::load(&micro_path)?))
+        } else {
+            None
+        };
+        if results.is_none() && sweep.is_none() && micro.is_none() {
             bail!(
-                "no {RESULTS_FILE} or {SWEEP_FILE} found at {}",
+                "no {RESULTS_FILE} or {SWEEP_FILE} (nor {}) found at {}",
+                micro::MICRO_FILE,
                 path.display()
             );
         }
-        Ok(Self { results, sweep })
+        Ok(Self {
+            results,
+            sweep,
+            micro,
+        })
     }
 
     /// The directory the inputs live in (where the report goes by default).
@@ -78,6 +94,7 @@ impl Inputs {
             .as_ref()
             .map(|(p, _)| p)
             .or(self.sweep.as_ref().map(|(p, _)| p))
+            .or(self.micro.as_ref().map(|(p, _)| p))
             .and_then(|p| p.parent())
             .map(Path::to_path_buf)
             .unwrap_or_default()
@@ -144,7 +161,11 @@ pub struct Report {
 pub fn write_report(inputs: &Inputs, out_dir: &Path) -> anyhow::Result<Report> {
     let results = inputs.results.as_ref().map(|(_, d)| d);
     let sweep = inputs.sweep.as_ref().map(|(_, d)| d);
-    let charts = build_charts(results, sweep)?;
+    let micro = inputs.micro.as_ref().map(|(_, d)| d);
+    let mut charts = build_charts(results, sweep)?;
+    if let Some(doc) = micro {
+        charts.extend(micro::charts(doc)?);
+    }
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("creating report directory {}", out_dir.display()))?;
     let mut written = Vec::new();
@@ -154,7 +175,7 @@ pub fn write_report(inputs: &Inputs, out_dir: &Path) -> anyhow::Result<Report> {
         written.push(path);
     }
     let index = out_dir.join(INDEX_FILE);
-    std::fs::write(&index, html::index(results, sweep, &charts))
+    std::fs::write(&index, html::index(results, sweep, micro, &charts))
         .with_context(|| format!("writing {}", index.display()))?;
     Ok(Report {
         index,
