@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod agent;
 mod batching;
 mod bench_all;
 mod calibrate;
@@ -45,6 +46,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Raise the offered load step by step until p99 passes the SLO: max sustainable throughput.
     Sweep(sweep::SweepArgs),
+    /// A load-generator worker for `fanbench run --agent` (line-delimited JSON on stdin/stdout).
+    Agent(agent::AgentArgs),
     /// Measure the load generator's own ceiling against a minimal fan-out server (the blaster).
     Calibrate(calibrate::CalibrateArgs),
     /// The minimal fan-out server `calibrate` measures against (started by calibrate).
@@ -68,6 +71,7 @@ fn main() -> std::process::ExitCode {
         Command::Compare(args) => compare::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Agent(args) => agent::run(args),
         Command::Blaster(args) => calibrate::blaster::run(args),
         Command::Runtimes { json } => runtimes::list(json),
     };

@@ -24,5 +24,6 @@ pub fn new_results_file(started: SystemTime, runtimes: Vec<RuntimeInfo>) -> Resu
         calibration: None,
         batching: Vec::new(),
         policies: Vec::new(),
+        agents: None,
     }
 }

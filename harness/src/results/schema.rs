@@ -76,6 +76,10 @@ pub struct ResultsFile {
     /// it did not run.
     #[serde(default)]
     pub policies: Vec<ScenarioResult>,
+    /// The agents that generated the load (`fanbench run --agent`); null when the load came
+    /// from this process alone.
+    #[serde(default)]
+    pub agents: Option<crate::agent::controller::AgentsSection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

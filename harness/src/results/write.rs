@@ -186,6 +186,7 @@ mod tests {
             calibration: None,
             batching: Vec::new(),
             policies: Vec::new(),
+            agents: None,
         };
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub/results.json");
