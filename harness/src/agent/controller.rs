@@ -700,3 +700,57 @@ fn assemble(
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_covers_every_subscriber_once_in_near_equal_ranges() {
+        assert_eq!(split(100, 2), vec![0..50, 50..100]);
+        assert_eq!(split(10, 3), vec![0..3, 3..6, 6..10]);
+        assert_eq!(split(1, 2), vec![0..0, 0..1]);
+        let ranges = split(1001, 7);
+        assert_eq!(ranges.first().map(|r| r.start), Some(0));
+        assert_eq!(ranges.last().map(|r| r.end), Some(1001));
+        assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
+    }
+
+    #[test]
+    fn messages_round_trip_as_one_json_line() {
+        let m = ToAgent::Start { start_ns: 42 };
+        let line = serde_json::to_string(&m).expect("encodes");
+        assert!(!line.contains('\n'));
+        assert_eq!(line, r#"{"type":"start","start_ns":42}"#);
+        let back: FromAgent =
+            serde_json::from_str(r#"{"type":"probe","controller_ns":1,"agent_ns":2}"#)
+                .expect("decodes");
+        assert!(matches!(
+            back,
+            FromAgent::Probe {
+                controller_ns: 1,
+                agent_ns: 2
+            }
+        ));
+    }
+
+    fn rep_with_latency(ns: u64) -> LoadReport {
+        super::super::merge::tests::report(ns, 1, 0)
+    }
+
+    #[test]
+    fn remote_latency_is_null_when_the_clock_bound_is_wider_than_its_median() {
+        let r = rep_with_latency(50_000);
+        let narrow = agent_repetition(0, &r, 1, Some(10_000)).expect("rep");
+        assert!(narrow.latency_us.is_some());
+        let wide = agent_repetition(0, &r, 1, Some(80_000)).expect("rep");
+        assert!(wide.latency_us.is_none());
+        assert!(wide
+            .latency_null_reason
+            .as_deref()
+            .is_some_and(|w| w.contains("wider")));
+        // The publishing agent's own subscribers are on its clock: no bound applies.
+        let own = agent_repetition(0, &r, 0, Some(0)).expect("rep");
+        assert!(own.latency_us.is_some());
+    }
+}

@@ -109,3 +109,110 @@ fn add_cpu(into: &mut CpuUsage, from: &CpuUsage, agent: usize) {
         into.client_cpus_null_reason = from.client_cpus_null_reason.clone();
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::loadgen::{ReceivePath, RxCounters, Window};
+
+    pub(crate) fn report(latency_ns: u64, delivered: u64, sent: u64) -> LoadReport {
+        let mut latency =
+            hdrhistogram::Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("histogram");
+        for _ in 0..delivered {
+            latency.saturating_record(latency_ns);
+        }
+        let pacing_lag =
+            hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
+        LoadReport {
+            service_latency: latency.clone(),
+            latency,
+            read_delay: pacing_lag.clone(),
+            pacing_lag,
+            windows: vec![Window {
+                index: 0,
+                start_offset_ns: 0,
+                length_ns: 1_000_000_000,
+                sent,
+                expected: delivered,
+                delivered,
+                received: delivered,
+                latency_p50_ns: Some(latency_ns),
+                latency_p99_ns: Some(latency_ns),
+                latency_max_ns: Some(latency_ns),
+                max_pacing_lag_ns: 0,
+                steal_max_share: Some(0.0),
+            }],
+            sent,
+            expected: delivered,
+            delivered,
+            lost: 0,
+            duplicates: 0,
+            reordered: 0,
+            subscribers_with_loss: 0,
+            slow: SlowSubscriberReport {
+                subscribers: 0,
+                read_bytes_per_s: 0,
+                bytes_read: 0,
+                bytes_drained_at_end: 0,
+                messages: 0,
+                messages_in_window: 0,
+                cut_as_slow_consumer: 0,
+                closed_by_server: 0,
+                max_latency_ns: None,
+            },
+            behind_schedule: false,
+            host_noise: Vec::new(),
+            max_pacing_lag_ns: 0,
+            pacer_priority: "SCHED_FIFO 1".into(),
+            loadgen_cpu: CpuUsage {
+                user_s: 0.5,
+                sys_s: 0.5,
+                window_s: 1.0,
+                cores: 1,
+                utilisation: 1.0,
+                busiest_thread_utilisation: Some(0.5),
+                busiest_thread: Some("pacer".into()),
+                thread_cpu_null_reason: None,
+                saturated: false,
+                client_cpus: Vec::new(),
+                client_cpus_null_reason: None,
+            },
+            received_in_window: delivered,
+            receive_path: ReceivePath {
+                name: "x".into(),
+                ring_flags: None,
+                fallback_reason: None,
+            },
+            rx: RxCounters::default(),
+            window_ns: 1_000_000_000,
+            grace_ns: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn counts_are_summed_and_latency_is_the_publishing_agents() {
+        let merged = merge(
+            vec![(1, report(900_000, 30, 0)), (0, report(50_000, 20, 10))],
+            0,
+        )
+        .expect("merged");
+        assert_eq!(merged.delivered, 50);
+        assert_eq!(merged.expected, 50);
+        assert_eq!(merged.received_in_window, 50);
+        assert_eq!(merged.sent, 10);
+        assert_eq!(merged.windows[0].delivered, 50);
+        assert_eq!(merged.windows[0].sent, 10);
+        // Latency stays on one clock: agent 0's 20 samples only.
+        assert_eq!(merged.latency.len(), 20);
+        assert!(merged.latency.max() < 100_000);
+        assert_eq!(merged.windows[0].latency_max_ns, Some(50_000));
+        assert_eq!(merged.loadgen_cpu.cores, 2);
+        assert!((merged.loadgen_cpu.utilisation - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn nothing_to_merge_is_none() {
+        assert!(merge(Vec::new(), 0).is_none());
+    }
+}

@@ -1088,6 +1088,49 @@ mod tests {
     }
 
     #[test]
+    fn send_stamps_are_moved_onto_this_clock_by_the_offset() {
+        let mut t = Timeline {
+            window_start_ns: 0,
+            window_end_ns: 1,
+            schedules: Arc::new(Vec::new()),
+            publisher_clock_offset_ns: -250,
+        };
+        assert_eq!(t.local_ns(1_000), 750);
+        assert_eq!(t.local_ns(100), 0, "clamped, never wraps");
+        t.publisher_clock_offset_ns = 250;
+        assert_eq!(t.local_ns(1_000), 1_250);
+    }
+
+    #[test]
+    fn a_share_of_the_subscribers_outside_the_run_is_an_error() {
+        let spec = LoadSpec {
+            target: "127.0.0.1:1".parse().expect("addr"),
+            publishers: 1,
+            subscribers_per_publisher: 3,
+            rate_per_publisher: 1.0,
+            payload_bytes: 64,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(1),
+            slow_subscribers: 0,
+            slow_read_bytes_per_s: 0,
+            client_cpus: Vec::new(),
+        };
+        assert_eq!(Share::whole(&spec).subscribers, 0..3);
+        let share = Share {
+            subscribers: 2..4,
+            ..Share::whole(&spec)
+        };
+        let err = run_share(&spec, &share, &mut NoHooks).expect_err("outside");
+        assert!(err.to_string().contains("outside"), "{err}");
+    }
+
+    struct NoHooks;
+    impl WindowHooks for NoHooks {
+        fn measure_start(&mut self) {}
+        fn measure_end(&mut self) {}
+    }
+
+    #[test]
     fn timeline_maps_due_times_to_one_second_windows() {
         let t = Timeline {
             window_start_ns: 10_000_000_000,
