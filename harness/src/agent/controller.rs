@@ -404,6 +404,14 @@ fn drive(
                 host,
                 ..
             }) => {
+                // One protocol per version: an agent of another version is refused, not guessed at.
+                if fanbench != env!("CARGO_PKG_VERSION") {
+                    bail!(
+                        "{}: runs fanbench {fanbench}, this controller {}",
+                        agents.name(i),
+                        env!("CARGO_PKG_VERSION")
+                    );
+                }
                 let record = &mut section.agents[i];
                 record.fanbench = Some(fanbench);
                 record.git = Some(git);
@@ -500,7 +508,7 @@ fn drive(
                             "fanbench: {} repetition {index}: second {} of {} measured",
                             scenario.name,
                             s + 1,
-                            duration.as_secs_f64().ceil()
+                            duration.as_secs_f64().ceil() as u64
                         );
                     }
                     Ok(None)

@@ -331,7 +331,8 @@ pub trait WindowHooks {
     fn ready(&mut self) -> Result<Option<u64>> {
         Ok(None)
     }
-    /// Called after each full second of the measured window (`index` counts from 0).
+    /// Called after each second of the measured window (`index` counts from 0; the last may
+    /// be partial).
     fn second_done(&mut self, _index: u32) {}
 }
 
@@ -635,6 +636,7 @@ fn drive(
     hooks.measure_end();
     let cpu_end = CpuSample::take(shared);
     stat_marks.push(cpustat::snapshot().ok());
+    hooks.second_done(timeline.windows() as u32 - 1);
     let window_ns = started.elapsed().as_nanos() as u64;
     drop(release_pacer);
     let steal_per_window: Vec<Option<f64>> = stat_marks
