@@ -16,6 +16,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_fanbench");
 
 /// 1 publisher x `subs` subscribers at 200 msg/s, a 1 s window, one repetition.
 fn short_load(subs: u32) -> Vec<String> {
+    load(subs, "1s", 1)
+}
+
+/// 1 publisher x `subs` subscribers at 200 msg/s.
+fn load(subs: u32, duration: &str, reps: u32) -> Vec<String> {
     [
         "--workload",
         "fanout-100",
@@ -26,11 +31,11 @@ fn short_load(subs: u32) -> Vec<String> {
         "--rate",
         "200",
         "--duration",
-        "1s",
+        duration,
         "--warmup",
         "200ms",
         "--reps",
-        "1",
+        &reps.to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -123,6 +128,80 @@ fn a_failing_agent_command_is_a_clear_error_naming_it() {
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+#[test]
+fn an_agent_killed_mid_run_ends_the_run_naming_it_and_the_result_is_flagged_partial() {
+    let server = Server::start("tokio", &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("results.json");
+    let pid_file = dir.path().join("agent1.pid");
+    // `exec` keeps the shell's pid, so $$ is the agent's.
+    let second = format!(
+        "echo $$ > '{}'; exec {BIN} agent --stdio",
+        pid_file.display()
+    );
+    let mut command = Command::new(BIN);
+    command
+        .args([
+            "run",
+            "--target",
+            &server.addr.to_string(),
+            "--label",
+            "tokio",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .args(load(10, "4s", 2))
+        .args([
+            "--agent",
+            &format!("exec {BIN} agent --stdio"),
+            "--agent",
+            &second,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let controller = command.spawn().expect("starting fanbench run");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the second agent never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Inside the first repetition's window (start lead 0.3 s + warm-up 0.2 s + 4 s).
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on the pid of an agent this test started; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let output = controller
+        .wait_with_output()
+        .expect("waiting for fanbench run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("error: ") && stderr.contains("agent 1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let json = read_json(&out);
+    assert_eq!(json["agents"]["partial"], true);
+    assert!(json["agents"]["failure"]
+        .as_str()
+        .is_some_and(|f| f.contains("agent 1")));
+    assert!(json["agents"]["agents"][1]["error"].is_string());
+    // Agent 0 finished its repetition: what it measured is kept, flagged invalid.
+    let result = &json["results"][0];
+    assert_eq!(result["valid"], false);
+    assert_eq!(result["repetitions"].as_array().map(Vec::len), Some(1));
+    assert!(result["invalid_reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .any(|r| r.as_str().is_some_and(|r| r.starts_with("partial"))));
 }
 
 /// The lab's namespaces (with a prefix of this test's own) and the server in it, removed when
