@@ -17,6 +17,10 @@ calibrate *ARGS:
     cargo build --release -p fanbench
     ./target/release/fanbench calibrate {{ARGS}}
 
+# Network-namespace lab for load from several hosts on one machine (root): `just netns-lab up`, `just netns-lab down`
+netns-lab ACTION="status":
+    bash scripts/netns-lab.sh {{ACTION}}
+
 # --- serve / test (lead) ---
 
 # Serve the broker on one runtime row, e.g. `just serve uring --threads 2`

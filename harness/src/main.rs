@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod agent;
 mod batching;
 mod bench_all;
 mod calibrate;
@@ -53,6 +54,8 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Hold one fan-out load on each row for minutes: RSS, descriptors and latency over time.
     Soak(soak::SoakArgs),
+    /// A load-generator worker for `fanbench run --agent` (line-delimited JSON on stdin/stdout).
+    Agent(agent::AgentArgs),
     /// Measure the load generator's own ceiling against a minimal fan-out server (the blaster).
     Calibrate(calibrate::CalibrateArgs),
     /// The minimal fan-out server `calibrate` measures against (started by calibrate).
@@ -78,6 +81,7 @@ fn main() -> std::process::ExitCode {
         Command::Sweep(args) => sweep::run(args),
         Command::Soak(args) => soak::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Agent(args) => agent::run(args),
         Command::Blaster(args) => calibrate::blaster::run(args),
         Command::Runtimes { json } => runtimes::list(json),
     };

@@ -37,6 +37,11 @@ pub struct RunArgs {
     /// Pid of the external server, so its CPU, RSS and syscalls can be measured (with --target).
     #[arg(long, requires = "target")]
     pub server_pid: Option<u32>,
+    /// Generate the load with an agent started by this shell command (`sh -c`), e.g.
+    /// `'ssh -T load1 fanbench agent --stdio'`; repeat for several agents. Publishers run on
+    /// the first, subscribers are split over all (with --target).
+    #[arg(long, value_name = "CMD", requires = "target")]
+    pub agent: Vec<String>,
     /// Workload: a name from the workloads directory, or a TOML file.
     #[arg(long, default_value = "seed-5x5")]
     pub workload: String,
@@ -107,6 +112,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 .as_deref()
                 .ok_or_else(|| anyhow!("--target needs --label NAME"))?;
             let addr = resolve_target(target)?;
+            if !args.agent.is_empty() {
+                return run_with_agents(label, addr, &scenario, &args, started);
+            }
             let info = RuntimeInfo {
                 name: label.to_string(),
                 kind: RuntimeKind::External,
@@ -138,6 +146,50 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// `fanbench run --target ... --agent CMD ...`: the load from agents; what was measured is
+/// written even when an agent fails (flagged partial), and the failure is the command's error.
+fn run_with_agents(
+    label: &str,
+    addr: SocketAddr,
+    scenario: &crate::results::schema::Scenario,
+    args: &RunArgs,
+    started: SystemTime,
+) -> anyhow::Result<()> {
+    let info = RuntimeInfo {
+        name: label.to_string(),
+        kind: RuntimeKind::External,
+        versions: BTreeMap::new(),
+        available: true,
+        unavailable_reason: None,
+    };
+    let mut file = new_results_file(started, vec![info]);
+    let out = output_path(args.out.as_deref(), &file.run_id);
+    let run = crate::agent::controller::measure_with_agents(label, addr, scenario, &args.agent);
+    let measured = run.result.is_some() || run.section.agents.iter().any(|a| a.fanbench.is_some());
+    if let Some(result) = &run.result {
+        print_result(result);
+        file.results.push(result.clone());
+    }
+    file.agents = Some(run.section);
+    file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
+    if measured {
+        write_results(&out, &file)?;
+        let partial = if run.failure.is_some() {
+            " (partial)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "fanbench: {label} results{partial} written to {}",
+            out.display()
+        );
+    }
+    match run.failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn resolve_target(target: &str) -> anyhow::Result<SocketAddr> {

@@ -29,7 +29,7 @@ pub struct Snapshot {
 }
 
 /// How one CPU spent an interval.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq)]
 pub struct CpuShare {
     pub cpu: usize,
     pub busy: f64,

@@ -59,14 +59,15 @@ pub fn record(
         report.received_in_window += 1;
         report.windows[w].received += 1;
     }
-    let Some(window) = timeline.window_index(header.intended_ns) else {
+    let intended_ns = timeline.local_ns(header.intended_ns);
+    let Some(window) = timeline.window_index(intended_ns) else {
         return;
     };
-    let latency = received_ns.saturating_sub(header.intended_ns);
+    let latency = received_ns.saturating_sub(intended_ns);
     report.latency.saturating_record(latency);
     report
         .service_latency
-        .saturating_record(received_ns.saturating_sub(header.actual_ns));
+        .saturating_record(received_ns.saturating_sub(timeline.local_ns(header.actual_ns)));
     report.windows[window].delivered += 1;
     report.windows[window].latency.saturating_record(latency);
     report.delivered += 1;

@@ -78,9 +78,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub use os::now_ns;
+pub use ring::RxCounters;
 use schedule::Schedule;
 use subscriber::{Phase, SubPlan};
 
@@ -128,12 +130,41 @@ pub struct LoadSpec {
     pub client_cpus: Vec<usize>,
 }
 
+/// Which part of a [`LoadSpec`] this process runs, for load split over several processes
+/// (`fanbench agent`). [`Share::whole`] is the ordinary single-process run.
+#[derive(Debug, Clone)]
+pub struct Share {
+    /// Subject token shared by every process of the run (None: one of this process's own).
+    pub run_token: Option<String>,
+    /// Whether this process runs the publishers (all of them, or none).
+    pub publishers: bool,
+    /// Subscriber ids run here (publisher k's subscribers are k*S .. (k+1)*S).
+    pub subscribers: std::ops::Range<u32>,
+    /// Added to the send stamps in every payload to bring them onto this process's
+    /// CLOCK_MONOTONIC (the publishers' host may have another clock); 0 on one host.
+    pub publisher_clock_offset_ns: i64,
+}
+
+impl Share {
+    /// Every publisher and subscriber of `spec`, on this process's clock.
+    pub fn whole(spec: &LoadSpec) -> Self {
+        Self {
+            run_token: None,
+            publishers: true,
+            subscribers: 0..spec
+                .publishers
+                .saturating_mul(spec.subscribers_per_publisher),
+            publisher_clock_offset_ns: 0,
+        }
+    }
+}
+
 /// Smallest payload: the publisher id / sequence / timestamps prefix.
 pub const MIN_PAYLOAD_BYTES: usize = payload::HEADER_LEN;
 
 /// One second of the measured window, by intended send time: the messages due in it and what
 /// became of them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Window {
     pub index: u32,
     /// Offset of the window's start from the measured window's start.
@@ -161,7 +192,7 @@ pub struct Window {
 }
 
 /// Which receive path the healthy subscribers ran on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReceivePath {
     /// What ran: the io_uring path or the readiness (Tokio, epoll) fallback.
     pub name: String,
@@ -203,7 +234,7 @@ impl ReceivePath {
 pub const READINESS_PATH_NAME: &str = "tokio current-thread (epoll), timed at read";
 
 /// What the slow subscribers saw (they never count toward the healthy figures).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SlowSubscriberReport {
     pub subscribers: u32,
     pub read_bytes_per_s: u64,
@@ -224,7 +255,7 @@ pub struct SlowSubscriberReport {
 }
 
 /// The load generator's own CPU use in the measured window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CpuUsage {
     /// User and system CPU seconds of the whole process (getrusage RUSAGE_SELF).
     pub user_s: f64,
@@ -293,6 +324,16 @@ pub struct LoadReport {
 pub trait WindowHooks {
     fn measure_start(&mut self);
     fn measure_end(&mut self);
+    /// Called once every subscriber is subscribed and the publishers are connected; returns
+    /// the instant (CLOCK_MONOTONIC ns) publishing starts at, or None for
+    /// [`START_LEAD_NS`] from now. A process that shares a run with others waits here for the
+    /// common start.
+    fn ready(&mut self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+    /// Called after each second of the measured window (`index` counts from 0; the last may
+    /// be partial).
+    fn second_done(&mut self, _index: u32) {}
 }
 
 /// When a run's publishers send, shared by every thread.
@@ -301,9 +342,16 @@ pub struct Timeline {
     pub window_start_ns: u64,
     pub window_end_ns: u64,
     pub schedules: Arc<Vec<Schedule>>,
+    /// [`Share::publisher_clock_offset_ns`]: added to received send stamps.
+    pub publisher_clock_offset_ns: i64,
 }
 
 impl Timeline {
+    /// A send stamp from a payload on this process's clock.
+    pub fn local_ns(&self, stamp_ns: u64) -> u64 {
+        stamp_ns.saturating_add_signed(self.publisher_clock_offset_ns)
+    }
+
     /// Number of per-second windows (the last one may be partial).
     pub fn windows(&self) -> usize {
         (self.window_end_ns - self.window_start_ns).div_ceil(1_000_000_000) as usize
@@ -371,13 +419,32 @@ fn plan_subscribers(spec: &LoadSpec, subject: impl Fn(u32) -> String) -> Vec<Sub
 
 /// Runs one load test against `spec.target` and reports what it measured.
 pub fn run(spec: &LoadSpec, hooks: &mut dyn WindowHooks) -> Result<LoadReport> {
+    run_share(spec, &Share::whole(spec), hooks)
+}
+
+/// Runs `share` of the load test `spec` (see [`Share`]); the report covers that share only.
+pub fn run_share(
+    spec: &LoadSpec,
+    share: &Share,
+    hooks: &mut dyn WindowHooks,
+) -> Result<LoadReport> {
     validate(spec)?;
+    let all = spec.publishers * spec.subscribers_per_publisher;
+    ensure!(
+        share.subscribers.start < share.subscribers.end && share.subscribers.end <= all,
+        "subscriber share {:?} is empty or outside the run's 0..{all}",
+        share.subscribers
+    );
     let connections = u64::from(spec.publishers) * (u64::from(spec.subscribers_per_publisher) + 1);
     os::ensure_fd_limit(connections + 64)
         .context("raising the open-file limit for the connections")?;
-    let run_token = format!("{:x}{:x}", std::process::id(), os::now_ns() & 0xff_ffff);
+    let run_token = share
+        .run_token
+        .clone()
+        .unwrap_or_else(|| format!("{:x}{:x}", std::process::id(), os::now_ns() & 0xff_ffff));
     let subject = |k: u32| format!("fanbench.{run_token}.{k}");
-    let plans = plan_subscribers(spec, subject);
+    let mut plans = plan_subscribers(spec, subject);
+    plans.retain(|p| share.subscribers.contains(&p.id));
     let receiver_cpus = receiver_cpus(&spec.client_cpus);
     let thread_count = receiver_cpus.len().max(1);
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -443,7 +510,9 @@ pub fn run(spec: &LoadSpec, hooks: &mut dyn WindowHooks) -> Result<LoadReport> {
     };
     let driven = match spawn_error {
         Some(e) => Err(e),
-        None => drive(spec, &plans, &shared, &ready_rx, &phase_tx, &subject, hooks),
+        None => drive(
+            spec, share, &plans, &shared, &ready_rx, &phase_tx, &subject, hooks,
+        ),
     };
     phase_tx.send_replace(Phase::Stop);
     let mut reports = Vec::new();
@@ -474,8 +543,10 @@ struct Driven {
     steal_per_window: Vec<Option<f64>>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn drive(
     spec: &LoadSpec,
+    share: &Share,
     plans: &[SubPlan],
     shared: &Arc<subscriber::Shared>,
     ready_rx: &mpsc::Receiver<Result<(), String>>,
@@ -484,11 +555,23 @@ fn drive(
     hooks: &mut dyn WindowHooks,
 ) -> Result<Driven> {
     wait_until_subscribed(plans.len(), ready_rx)?;
-    let pubs = (0..spec.publishers)
+    let senders = if share.publishers { spec.publishers } else { 0 };
+    let pubs = (0..senders)
         .map(|k| publisher::PublisherConn::connect(spec.target, k, &subject(k), spec.payload_bytes))
         .collect::<Result<Vec<_>>>()?;
 
-    let start_ns = os::now_ns() + START_LEAD_NS;
+    let start_ns = match hooks.ready()? {
+        Some(at) => {
+            let now = os::now_ns();
+            ensure!(
+                at > now,
+                "the common start instant passed {} us before this process was ready",
+                (now - at) / 1000
+            );
+            at
+        }
+        None => os::now_ns() + START_LEAD_NS,
+    };
     let window_start_ns = start_ns + spec.warmup.as_nanos() as u64;
     let window_end_ns = window_start_ns + spec.duration.as_nanos() as u64;
     let timeline = Timeline {
@@ -499,6 +582,7 @@ fn drive(
             spec.rate_per_publisher,
             spec.publishers,
         )?),
+        publisher_clock_offset_ns: share.publisher_clock_offset_ns,
     };
     phase_tx.send_replace(Phase::Running(timeline.clone()));
     let drain_deadline_ns = window_end_ns + GRACE_MAX.as_nanos() as u64;
@@ -546,11 +630,13 @@ fn drive(
     for w in 1..timeline.windows() as u64 {
         sleep_until_or_interrupted(window_start_ns + w * 1_000_000_000)?;
         stat_marks.push(cpustat::snapshot().ok());
+        hooks.second_done(w as u32 - 1);
     }
     sleep_until_or_interrupted(window_end_ns)?;
     hooks.measure_end();
     let cpu_end = CpuSample::take(shared);
     stat_marks.push(cpustat::snapshot().ok());
+    hooks.second_done(timeline.windows() as u32 - 1);
     let window_ns = started.elapsed().as_nanos() as u64;
     drop(release_pacer);
     let steal_per_window: Vec<Option<f64>> = stat_marks
@@ -1025,11 +1111,55 @@ mod tests {
     }
 
     #[test]
+    fn send_stamps_are_moved_onto_this_clock_by_the_offset() {
+        let mut t = Timeline {
+            window_start_ns: 0,
+            window_end_ns: 1,
+            schedules: Arc::new(Vec::new()),
+            publisher_clock_offset_ns: -250,
+        };
+        assert_eq!(t.local_ns(1_000), 750);
+        assert_eq!(t.local_ns(100), 0, "clamped, never wraps");
+        t.publisher_clock_offset_ns = 250;
+        assert_eq!(t.local_ns(1_000), 1_250);
+    }
+
+    #[test]
+    fn a_share_of_the_subscribers_outside_the_run_is_an_error() {
+        let spec = LoadSpec {
+            target: "127.0.0.1:1".parse().expect("addr"),
+            publishers: 1,
+            subscribers_per_publisher: 3,
+            rate_per_publisher: 1.0,
+            payload_bytes: 64,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(1),
+            slow_subscribers: 0,
+            slow_read_bytes_per_s: 0,
+            client_cpus: Vec::new(),
+        };
+        assert_eq!(Share::whole(&spec).subscribers, 0..3);
+        let share = Share {
+            subscribers: 2..4,
+            ..Share::whole(&spec)
+        };
+        let err = run_share(&spec, &share, &mut NoHooks).expect_err("outside");
+        assert!(err.to_string().contains("outside"), "{err}");
+    }
+
+    struct NoHooks;
+    impl WindowHooks for NoHooks {
+        fn measure_start(&mut self) {}
+        fn measure_end(&mut self) {}
+    }
+
+    #[test]
     fn timeline_maps_due_times_to_one_second_windows() {
         let t = Timeline {
             window_start_ns: 10_000_000_000,
             window_end_ns: 12_500_000_000,
             schedules: Arc::new(Vec::new()),
+            publisher_clock_offset_ns: 0,
         };
         assert_eq!(t.windows(), 3);
         assert_eq!(t.window_index(9_999_999_999), None);

@@ -503,9 +503,10 @@ fn slow_read(conn: &mut Conn, scratch: &mut [u8], timeline: &Timeline, acc: &mut
             Ok(Some(Incoming::Msg(payload))) => {
                 acc.messages += 1;
                 if let Ok(header) = Header::decode(&payload) {
-                    if timeline.window_index(header.intended_ns).is_some() {
+                    let intended_ns = timeline.local_ns(header.intended_ns);
+                    if timeline.window_index(intended_ns).is_some() {
                         acc.messages_in_window += 1;
-                        let latency = received_ns.saturating_sub(header.intended_ns);
+                        let latency = received_ns.saturating_sub(intended_ns);
                         acc.max_latency_ns = acc.max_latency_ns.max(Some(latency));
                     }
                 }

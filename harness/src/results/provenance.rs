@@ -28,5 +28,6 @@ pub fn new_results_file(started: SystemTime, runtimes: Vec<RuntimeInfo>) -> Resu
         partial: true,
         interrupted_by: None,
         failed: Vec::new(),
+        agents: None,
     }
 }

@@ -86,6 +86,10 @@ pub struct ResultsFile {
     /// (scenario, runtime) pairs whose measurement failed, most often because the server died.
     #[serde(default)]
     pub failed: Vec<Failed>,
+    /// The agents that generated the load (`fanbench run --agent`); null when the load came
+    /// from this process alone.
+    #[serde(default)]
+    pub agents: Option<crate::agent::controller::AgentsSection>,
 }
 
 /// A (scenario, runtime) pair that started but could not be measured to the end.

@@ -198,6 +198,7 @@ mod tests {
                 server_log_tail: Some("listening".into()),
                 repetitions_completed: 1,
             }],
+            agents: None,
         };
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub/results.json");

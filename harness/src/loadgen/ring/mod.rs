@@ -283,7 +283,7 @@ struct Conn {
 
 /// Counters of the receive path, per thread and summed over the run (all zero on the
 /// readiness path).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RxCounters {
     pub enters: u64,
     pub completions: u64,

@@ -1,0 +1,202 @@
+//! The controller/agent protocol: one JSON object per line, `type` names the message.
+//!
+//! 1. The agent sends `hello` (its fanbench version, git checkout and host).
+//! 2. The controller sends several `probe`s with its CLOCK_MONOTONIC stamp; the agent answers
+//!    each at once with its own. The controller keeps the probe with the smallest round trip:
+//!    offset = agent stamp - midpoint of the round trip, error bound = round trip / 2.
+//! 3. Per repetition: `prepare` (the load and this agent's share); the agent connects and
+//!    subscribes, answers `ready`, and waits for `start` (the common start instant on its own
+//!    clock); while the window runs it sends `second` after each second; at the end `report`
+//!    (every histogram as base64 of its V2 serialization, never percentiles) or `error`.
+//! 4. The controller closes the agent's stdin; the agent exits.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::loadgen::{
+    CpuUsage, LoadReport, LoadSpec, ReceivePath, RxCounters, Share, SlowSubscriberReport, Window,
+};
+use crate::results::schema::{GitInfo, HostInfo};
+use crate::results::write::{deserialize_histogram, serialize_histogram};
+
+/// Controller to agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToAgent {
+    Probe { controller_ns: u64 },
+    Prepare(Prepare),
+    Start { start_ns: u64 },
+}
+
+/// Agent to controller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromAgent {
+    Hello(Hello),
+    Probe { controller_ns: u64, agent_ns: u64 },
+    Ready,
+    Second { index: u32 },
+    Report(Box<WireReport>),
+    Error { message: String },
+}
+
+/// Who the agent is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    pub fanbench: String,
+    pub git: GitInfo,
+    pub host: HostInfo,
+    pub pid: u32,
+}
+
+pub fn hello() -> FromAgent {
+    FromAgent::Hello(Hello {
+        fanbench: env!("CARGO_PKG_VERSION").to_string(),
+        git: crate::sysinfo::git(crate::sysinfo::source_root()),
+        host: crate::sysinfo::host(),
+        pid: std::process::id(),
+    })
+}
+
+/// The whole load and this agent's share of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Prepare {
+    pub target: SocketAddr,
+    pub publishers: u32,
+    pub subscribers_per_publisher: u32,
+    pub rate_per_publisher: f64,
+    pub payload_bytes: usize,
+    pub warmup_ns: u64,
+    pub duration_ns: u64,
+    pub slow_subscribers: u32,
+    pub slow_read_bytes_per_s: u64,
+    pub run_token: String,
+    /// Whether this agent runs the publishers.
+    pub send: bool,
+    /// Subscriber ids this agent runs.
+    pub subscribers: Range<u32>,
+    /// Added to the publishers' send stamps to put them on this agent's clock
+    /// ([`Share::publisher_clock_offset_ns`]).
+    pub publisher_clock_offset_ns: i64,
+}
+
+impl Prepare {
+    pub fn to_spec(&self, client_cpus: &[usize]) -> Result<(LoadSpec, Share)> {
+        Ok((
+            LoadSpec {
+                target: self.target,
+                publishers: self.publishers,
+                subscribers_per_publisher: self.subscribers_per_publisher,
+                rate_per_publisher: self.rate_per_publisher,
+                payload_bytes: self.payload_bytes,
+                warmup: Duration::from_nanos(self.warmup_ns),
+                duration: Duration::from_nanos(self.duration_ns),
+                slow_subscribers: self.slow_subscribers,
+                slow_read_bytes_per_s: self.slow_read_bytes_per_s,
+                client_cpus: client_cpus.to_vec(),
+            },
+            Share {
+                run_token: Some(self.run_token.clone()),
+                publishers: self.send,
+                subscribers: self.subscribers.clone(),
+                publisher_clock_offset_ns: self.publisher_clock_offset_ns,
+            },
+        ))
+    }
+}
+
+/// A [`LoadReport`] on the wire: histograms as base64 of their V2 serialization.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireReport {
+    pub latency: String,
+    pub service_latency: String,
+    pub pacing_lag: String,
+    pub read_delay: String,
+    pub windows: Vec<Window>,
+    pub sent: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub subscribers_with_loss: u32,
+    pub slow: SlowSubscriberReport,
+    pub behind_schedule: bool,
+    pub host_noise: Vec<u32>,
+    pub max_pacing_lag_ns: u64,
+    pub pacer_priority: String,
+    pub loadgen_cpu: CpuUsage,
+    pub received_in_window: u64,
+    pub receive_path: ReceivePath,
+    pub rx: RxCounters,
+    pub window_ns: u64,
+    pub grace_ns: u64,
+    pub errors: Vec<String>,
+}
+
+impl WireReport {
+    pub fn from_report(r: &LoadReport) -> Result<Self> {
+        Ok(Self {
+            latency: serialize_histogram(&r.latency)?,
+            service_latency: serialize_histogram(&r.service_latency)?,
+            pacing_lag: serialize_histogram(&r.pacing_lag)?,
+            read_delay: serialize_histogram(&r.read_delay)?,
+            windows: r.windows.clone(),
+            sent: r.sent,
+            expected: r.expected,
+            delivered: r.delivered,
+            lost: r.lost,
+            duplicates: r.duplicates,
+            reordered: r.reordered,
+            subscribers_with_loss: r.subscribers_with_loss,
+            slow: r.slow.clone(),
+            behind_schedule: r.behind_schedule,
+            host_noise: r.host_noise.clone(),
+            max_pacing_lag_ns: r.max_pacing_lag_ns,
+            pacer_priority: r.pacer_priority.clone(),
+            loadgen_cpu: r.loadgen_cpu.clone(),
+            received_in_window: r.received_in_window,
+            receive_path: r.receive_path.clone(),
+            rx: r.rx.clone(),
+            window_ns: r.window_ns,
+            grace_ns: r.grace_ns,
+            errors: r.errors.clone(),
+        })
+    }
+
+    pub fn into_report(self) -> Result<LoadReport> {
+        let hist = |name: &str, text: &str| {
+            deserialize_histogram(text).with_context(|| format!("the {name} histogram"))
+        };
+        Ok(LoadReport {
+            latency: hist("latency", &self.latency)?,
+            service_latency: hist("service latency", &self.service_latency)?,
+            pacing_lag: hist("pacing lag", &self.pacing_lag)?,
+            read_delay: hist("read delay", &self.read_delay)?,
+            windows: self.windows,
+            sent: self.sent,
+            expected: self.expected,
+            delivered: self.delivered,
+            lost: self.lost,
+            duplicates: self.duplicates,
+            reordered: self.reordered,
+            subscribers_with_loss: self.subscribers_with_loss,
+            slow: self.slow,
+            behind_schedule: self.behind_schedule,
+            host_noise: self.host_noise,
+            max_pacing_lag_ns: self.max_pacing_lag_ns,
+            pacer_priority: self.pacer_priority,
+            loadgen_cpu: self.loadgen_cpu,
+            received_in_window: self.received_in_window,
+            receive_path: self.receive_path,
+            rx: self.rx,
+            window_ns: self.window_ns,
+            grace_ns: self.grace_ns,
+            errors: self.errors,
+        })
+    }
+}
