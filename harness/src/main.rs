@@ -10,6 +10,7 @@ mod batching;
 mod bench_all;
 mod calibrate;
 mod compare;
+mod compare_revs;
 mod cpus;
 mod interrupt;
 mod loadgen;
@@ -50,6 +51,8 @@ enum Command {
     Micro(micro::MicroArgs),
     /// Compare two results (files, run directories or commits): every metric's change and verdict.
     Compare(compare::CompareArgs),
+    /// Compare two git revisions' servers, measured in alternation by this binary.
+    CompareRevs(compare_revs::CompareRevsArgs),
     /// Raise the offered load step by step until p99 passes the SLO: max sustainable throughput.
     Sweep(sweep::SweepArgs),
     /// Hold one fan-out load on each row for minutes: RSS, descriptors and latency over time.
@@ -78,6 +81,7 @@ fn main() -> std::process::ExitCode {
         Command::Report(args) => report::run(args),
         Command::Micro(args) => micro::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::CompareRevs(args) => compare_revs::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Soak(args) => soak::run(args),
         Command::Calibrate(args) => calibrate::run(args),

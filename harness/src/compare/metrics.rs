@@ -32,6 +32,8 @@ pub struct Metric {
     pub value: fn(&Headline) -> Measured<f64>,
     /// The value in one per-second window (given the window's length), when windows have it.
     pub window: Option<fn(&Window, f64) -> Option<f64>>,
+    /// A count of events per message (near-exact, Poisson at worst), not a timing.
+    pub counted: bool,
 }
 
 /// Every metric `compare` reports, in output order.
@@ -42,6 +44,7 @@ pub fn metrics() -> Vec<Metric> {
             unit: Unit::MsgsPerS,
             better: Better::Higher,
             value: |h| Measured::Value(h.throughput_msgs_per_s),
+            counted: false,
             window: Some(|w, length| Some(w.delivered as f64 / length)),
         },
         Metric {
@@ -49,6 +52,7 @@ pub fn metrics() -> Vec<Metric> {
             unit: Unit::Micros,
             better: Better::Lower,
             value: |h| Measured::from_parts(h.latency_us.map(|p| p.p50), None),
+            counted: false,
             window: Some(|w, _| w.latency_p50_us),
         },
         Metric {
@@ -56,6 +60,7 @@ pub fn metrics() -> Vec<Metric> {
             unit: Unit::Micros,
             better: Better::Lower,
             value: |h| Measured::from_parts(h.latency_us.map(|p| p.p99), None),
+            counted: false,
             window: Some(|w, _| w.latency_p99_us),
         },
         Metric {
@@ -63,6 +68,7 @@ pub fn metrics() -> Vec<Metric> {
             unit: Unit::Micros,
             better: Better::Lower,
             value: |h| Measured::from_parts(h.latency_us.map(|p| p.p999), None),
+            counted: false,
             window: None,
         },
         Metric {
@@ -70,6 +76,7 @@ pub fn metrics() -> Vec<Metric> {
             unit: Unit::Micros,
             better: Better::Lower,
             value: |h| Measured::from_parts(h.latency_us.map(|p| p.max), None),
+            counted: false,
             window: Some(|w, _| w.latency_max_us),
         },
         Metric {
@@ -77,6 +84,7 @@ pub fn metrics() -> Vec<Metric> {
             unit: Unit::Micros,
             better: Better::Lower,
             value: |h| Measured::from_parts(h.service_latency_us.map(|p| p.p99), None),
+            counted: false,
             window: None,
         },
         Metric {
@@ -86,6 +94,7 @@ pub fn metrics() -> Vec<Metric> {
             value: |h| {
                 Measured::from_parts(h.syscalls_per_msg, h.syscalls_per_msg_null_reason.clone())
             },
+            counted: true,
             window: None,
         },
         Metric {
@@ -93,6 +102,7 @@ pub fn metrics() -> Vec<Metric> {
             unit: Unit::PerMsg,
             better: Better::Lower,
             value: |h| Measured::from_parts(h.sqes_per_msg, h.sqes_per_msg_null_reason.clone()),
+            counted: true,
             window: None,
         },
         Metric {
@@ -105,6 +115,7 @@ pub fn metrics() -> Vec<Metric> {
                     h.server_cpu_us_per_msg_null_reason.clone(),
                 )
             },
+            counted: false,
             window: None,
         },
         Metric {
@@ -117,6 +128,7 @@ pub fn metrics() -> Vec<Metric> {
                     h.server_peak_rss_bytes_null_reason.clone(),
                 )
             },
+            counted: false,
             window: None,
         },
     ]
@@ -169,6 +181,8 @@ pub enum Verdict {
     OnlyIn(&'static str),
     /// The metric is null on a side.
     NotMeasured(String),
+    /// No verdict: the negative control moved (the machine, not the code).
+    Refused(String),
 }
 
 impl Verdict {
@@ -180,6 +194,7 @@ impl Verdict {
             Verdict::Excluded(_) => "excluded (invalid)".into(),
             Verdict::OnlyIn(side) => format!("only in {side}"),
             Verdict::NotMeasured(_) => "n/a".into(),
+            Verdict::Refused(_) => "no verdict".into(),
         }
     }
 }
@@ -311,7 +326,7 @@ fn format_p(p: f64) -> String {
     }
 }
 
-fn order<'a>(base: &'a ResultsDoc, new: &'a ResultsDoc) -> Vec<(&'a str, &'a str)> {
+pub(super) fn order<'a>(base: &'a ResultsDoc, new: &'a ResultsDoc) -> Vec<(&'a str, &'a str)> {
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     for doc in [new, base] {
         for scenario in doc.scenarios() {
@@ -336,7 +351,7 @@ fn order<'a>(base: &'a ResultsDoc, new: &'a ResultsDoc) -> Vec<(&'a str, &'a str
         .collect()
 }
 
-fn find<'a>(doc: &'a ResultsDoc, scenario: &str, runtime: &str) -> Option<&'a Entry> {
+pub(super) fn find<'a>(doc: &'a ResultsDoc, scenario: &str, runtime: &str) -> Option<&'a Entry> {
     doc.results
         .iter()
         .find(|e| e.scenario == scenario && e.runtime == runtime)

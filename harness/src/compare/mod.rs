@@ -7,6 +7,7 @@
 //! `fanbench-plots`, so results from any commit with the same schema version compare.
 
 pub mod metrics;
+pub mod paired;
 pub mod render;
 pub mod stats;
 

@@ -4,6 +4,7 @@
 //! repetition is recorded in the results ([`record`]), and the short timing of quick runs
 //! ([`QUICK`]).
 
+mod alternate;
 pub mod instrument;
 mod pair;
 mod placement;
@@ -15,7 +16,8 @@ mod validity;
 #[cfg(test)]
 mod fixture;
 
+pub use alternate::LiveServer;
 pub use pair::{measure, measure_external, MeasureError};
 pub use placement::{Placement, PlacementArgs};
-pub use row::Row;
+pub use row::{Row, NATS_SERVER};
 pub use timing::QUICK;

@@ -121,7 +121,7 @@ pub fn measure(
 }
 
 /// The row's own counters (`--stats-out`), or why there are none.
-fn server_stats(
+pub(super) fn server_stats(
     row: Row,
     stopped: anyhow::Result<crate::server_proc::Stopped>,
     stats_path: &Path,
@@ -179,7 +179,7 @@ pub fn measure_external(
     )
 }
 
-fn assemble_result(
+pub(super) fn assemble_result(
     scenario: &Scenario,
     runtime_config: RuntimeConfig,
     repetitions: Vec<Repetition>,
@@ -207,7 +207,7 @@ fn assemble_result(
     })
 }
 
-fn run_repetitions(
+pub(super) fn run_repetitions(
     scenario: &Scenario,
     target: SocketAddr,
     pid: Option<u32>,

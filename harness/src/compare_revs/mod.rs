@@ -1,0 +1,398 @@
+//! `fanbench compare-revs BASE [NEW]`: the change a commit made, measured by interleaving.
+//!
+//! Only the server under test comes from each revision: BASE's and NEW's `fanbench serve`
+//! are built in a worktree of their own (`build`, cached by commit), while this binary's load
+//! generator, metrics and validity rules measure both, so an instrument that improved since
+//! BASE measures both sides alike. For every (workload, row) both servers are started on the
+//! same CPUs and measured one repetition at a time in alternation, A B, B A, A B, ..., one
+//! pair per round: the drift of a shared machine falls on both sides, and the verdict is on
+//! the paired differences (`compare::paired`). The idle server of the pair stays up, asleep
+//! in its poll call, so a round costs two repetitions and no server start.
+//!
+//! nats-server runs the same binary on both sides: it is the negative control, and whatever
+//! it shows is the machine.
+
+mod build;
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{bail, Context};
+use fanbench_plots::model::ResultsDoc;
+
+use crate::bench_all::{pair_estimate_seconds, DEFAULT_WORKLOADS};
+use crate::compare::metrics::{Criteria, Verdict};
+use crate::compare::paired::{compare_paired, PairedComparison};
+use crate::compare::render::{paired_markdown, paired_text, PairedHeader};
+use crate::measure::{LiveServer, Placement, PlacementArgs, Row, QUICK};
+use crate::results::provenance::new_results_file;
+use crate::results::schema::{Repetition, ResultsFile, Scenario, ScenarioResult, Skipped};
+use crate::results::write::write_results;
+use crate::sysinfo;
+use crate::workload::{self, WorkloadOverrides};
+
+use build::RevBinary;
+
+/// How the verdicts are reached, for `fanbench compare-revs --help`.
+const METHOD_HELP: &str = "\
+Method: for every (workload, runtime) the two servers are measured in alternation, one \
+repetition each per round (A B, B A, ...), on the same CPUs, by this binary's load generator. \
+Each metric's sample is ln(new/base) per round. Test: a paired t-test whose variance is \
+shrunk towards the typical variance of that metric over the whole table (empirical Bayes, as \
+in limma); counted metrics (syscalls/msg, SQEs/msg) have their variance floored at the \
+Poisson variance of their counts. A change counts when its Benjamini-Hochberg q-value over \
+the whole table is below --alpha and |change| exceeds --threshold, widened by the negative \
+control's own change (nats-server, the same binary on both sides); where the control itself \
+changed, no verdict is given. See README.md, \"Comparing revisions\".";
+
+/// Options of `fanbench compare-revs`.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = METHOD_HELP)]
+pub struct CompareRevsArgs {
+    /// Base revision (commit, branch or tag): its `fanbench serve` is built and cached.
+    pub base: String,
+    /// New revision; default: the server of this binary (the working tree it was built from).
+    pub new: Option<String>,
+    /// Rounds per (workload, runtime): each measures both servers once, in alternating order.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Only these runtime rows, comma-separated (default: every row of this binary, then
+    /// nats-server as the negative control).
+    #[arg(long, value_delimiter = ',')]
+    pub runtimes: Option<Vec<String>>,
+    /// Only these workloads, comma-separated (default: bench-all's six).
+    #[arg(long, value_delimiter = ',')]
+    pub workloads: Option<Vec<String>>,
+    /// Smallest change that counts, in percent.
+    #[arg(long, default_value_t = 5.0, value_name = "PCT")]
+    pub threshold: f64,
+    /// False discovery rate over the whole table (and the level of the confidence intervals).
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Print Markdown (for a pull request comment) instead of plain text.
+    #[arg(long)]
+    pub markdown: bool,
+    /// List every metric, the unchanged ones too.
+    #[arg(long)]
+    pub all: bool,
+    /// Exit with status 1 when any metric regressed.
+    #[arg(long)]
+    pub fail_on_regression: bool,
+    /// Results directory: writes DIR/compare-<run-id>/{base,new}/results.json, compare.md,
+    /// compare.txt and the servers' logs.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+    /// Where revisions are built and their binaries cached (default:
+    /// $CARGO_TARGET_DIR/compare-revs, else target/compare-revs).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: WorkloadOverrides,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+}
+
+/// One side of the comparison: whose server, and how to name it.
+struct Side {
+    label: String,
+    /// None: this binary.
+    program: Option<PathBuf>,
+    rows: Vec<String>,
+    file: ResultsFile,
+}
+
+impl Side {
+    fn of_revision(bin: RevBinary, file: ResultsFile) -> Side {
+        Side {
+            label: format!("{} ({})", bin.rev, bin.short()),
+            program: Some(bin.path),
+            rows: bin.rows,
+            file,
+        }
+    }
+
+    fn this_binary(file: ResultsFile) -> Side {
+        let git = &file.git;
+        let commit = git
+            .commit
+            .as_deref()
+            .map(|c| c.chars().take(10).collect::<String>())
+            .unwrap_or_else(|| "unknown commit".into());
+        let dirty = if git.dirty == Some(true) { "+dirty" } else { "" };
+        Side {
+            label: format!("working tree ({commit}{dirty}, this binary)"),
+            program: None,
+            rows: crate::runtimes::names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            file,
+        }
+    }
+
+    fn serves(&self, row: Row) -> bool {
+        match row {
+            Row::NatsServer => true,
+            Row::Fanbench(_) => self.rows.iter().any(|r| r == row.name()),
+        }
+    }
+}
+
+fn scenarios(args: &CompareRevsArgs) -> anyhow::Result<Vec<Scenario>> {
+    if args.overrides.reps.is_some() {
+        bail!("compare-revs measures one repetition per side per round: use --rounds, not --reps");
+    }
+    let dir = workload::workloads_dir(args.overrides.workloads_dir.as_deref());
+    let names: Vec<String> = match &args.workloads {
+        Some(names) if names.is_empty() => bail!("--workloads is empty"),
+        Some(names) => names.clone(),
+        None => DEFAULT_WORKLOADS.iter().map(|s| s.to_string()).collect(),
+    };
+    names
+        .iter()
+        .map(|name| {
+            let mut s = workload::load(name, &dir)?;
+            QUICK.apply(&mut s);
+            s.repetitions = args.rounds;
+            args.overrides.apply(s)
+        })
+        .collect()
+}
+
+fn rows(args: &CompareRevsArgs) -> anyhow::Result<Vec<Row>> {
+    match &args.runtimes {
+        Some(names) if names.is_empty() => bail!("--runtimes is empty"),
+        Some(names) => names.iter().map(|n| Row::named(n.trim())).collect(),
+        None => Ok(Row::all()),
+    }
+}
+
+/// Seconds the interleaved measurement is expected to take: two servers per pair, each
+/// measured once per round.
+pub fn estimate_seconds(rows: usize, scenarios: &[Scenario]) -> f64 {
+    2.0 * rows as f64 * scenarios.iter().map(pair_estimate_seconds).sum::<f64>()
+}
+
+/// `fanbench compare-revs`.
+pub fn run(args: CompareRevsArgs) -> anyhow::Result<()> {
+    if args.rounds < 2 {
+        bail!("--rounds must be at least 2 (a paired test needs two rounds)");
+    }
+    if !(args.threshold >= 0.0 && args.threshold.is_finite()) {
+        bail!("--threshold must be a non-negative percentage");
+    }
+    if !(args.alpha > 0.0 && args.alpha < 1.0) {
+        bail!("--alpha must be between 0 and 1");
+    }
+    let scenarios = scenarios(&args)?;
+    let rows = rows(&args)?;
+    let placement = args.placement.resolve()?;
+    let repo = build::repo_root()?;
+    let cache = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| build::default_cache_dir(&repo));
+
+    let started = SystemTime::now();
+    let infos: Vec<_> = rows.iter().map(|r| r.info(&placement)).collect();
+    let template = new_results_file(started, infos);
+    let base_bin = build::binary_for(&repo, &cache, &args.base).context("BASE")?;
+    let mut base = Side::of_revision(base_bin, template.clone());
+    let mut new = match &args.new {
+        Some(rev) => Side::of_revision(
+            build::binary_for(&repo, &cache, rev).context("NEW")?,
+            template.clone(),
+        ),
+        None => Side::this_binary(template.clone()),
+    };
+    let run_dir = args.out.join(format!("compare-{}", template.run_id));
+    let log_dir = run_dir.join("logs");
+    let measured_started = Instant::now();
+    let estimate = estimate_seconds(rows.len(), &scenarios);
+    eprintln!(
+        "fanbench: compare-revs {} vs {}: {} rows x {} workloads x {} rounds, estimated {:.0} s; \
+         server CPUs {:?}, load generator CPUs {:?}; writing {}",
+        base.label,
+        new.label,
+        rows.len(),
+        scenarios.len(),
+        args.rounds,
+        estimate,
+        placement.server_cpus,
+        placement.client_cpus,
+        run_dir.display()
+    );
+    let mut notes = Vec::new();
+    let total = rows.len() * scenarios.len();
+    let mut done = 0;
+    for scenario in &scenarios {
+        for row in &rows {
+            done += 1;
+            eprintln!(
+                "fanbench: [{done}/{total}] {} on {} ({:.0} s elapsed)",
+                scenario.name,
+                row.name(),
+                measured_started.elapsed().as_secs_f64()
+            );
+            if let Some(why) = unavailable(*row, &base, &new, &placement) {
+                notes.push(format!("{} / {}: {why}", scenario.name, row.name()));
+                for side in [&mut base, &mut new] {
+                    side.file.skipped.push(Skipped {
+                        scenario: Some(scenario.name.clone()),
+                        runtime: row.name().to_string(),
+                        reason: why.clone(),
+                    });
+                }
+                continue;
+            }
+            match interleave(*row, scenario, &base, &new, &placement, &log_dir, args.rounds) {
+                Ok((b, n)) => {
+                    base.file.results.push(b);
+                    new.file.results.push(n);
+                }
+                Err(err) => {
+                    let reason = format!("{err:#}");
+                    eprintln!(
+                        "fanbench: {} on {} failed: {reason}",
+                        scenario.name,
+                        row.name()
+                    );
+                    notes.push(format!("{} / {} failed: {reason}", scenario.name, row.name()));
+                    for side in [&mut base, &mut new] {
+                        side.file.skipped.push(Skipped {
+                            scenario: Some(scenario.name.clone()),
+                            runtime: row.name().to_string(),
+                            reason: reason.clone(),
+                        });
+                    }
+                }
+            }
+            write_sides(&run_dir, &mut base, &mut new)?;
+        }
+    }
+    let elapsed = measured_started.elapsed().as_secs_f64();
+    write_sides(&run_dir, &mut base, &mut new)?;
+    let comparison = analyse(&run_dir, &args, notes)?;
+    let header = PairedHeader {
+        base: &base.label,
+        new: &new.label,
+        rounds: args.rounds,
+        threshold_pct: args.threshold,
+        alpha: args.alpha,
+        control: rows
+            .iter()
+            .any(|r| matches!(r, Row::NatsServer))
+            .then_some(crate::measure::NATS_SERVER),
+    };
+    let text = paired_text(&comparison, &header, args.all);
+    let markdown = paired_markdown(&comparison, &header, args.all);
+    std::fs::write(run_dir.join("compare.txt"), &text).context("writing compare.txt")?;
+    std::fs::write(run_dir.join("compare.md"), &markdown).context("writing compare.md")?;
+    print!("{}", if args.markdown { &markdown } else { &text });
+    eprintln!(
+        "fanbench: measured in {elapsed:.0} s (estimated {estimate:.0} s); {}",
+        run_dir.display()
+    );
+    let regressed = comparison.count(|v| *v == Verdict::Regressed);
+    if args.fail_on_regression && regressed > 0 {
+        bail!("{regressed} metric(s) regressed (--fail-on-regression)");
+    }
+    Ok(())
+}
+
+/// Why `row` cannot be compared, if it cannot.
+fn unavailable(row: Row, base: &Side, new: &Side, placement: &Placement) -> Option<String> {
+    if let Some(why) = row.info(placement).unavailable_reason {
+        return Some(why);
+    }
+    for side in [base, new] {
+        if !side.serves(row) {
+            return Some(format!(
+                "{} has no row {} (its rows: {})",
+                side.label,
+                row.name(),
+                side.rows.join(", ")
+            ));
+        }
+    }
+    None
+}
+
+/// Rounds measured at most beyond `--rounds` per pair, to replace rounds with an invalid side
+/// (mostly host noise: another process took the CPU), which the test leaves out.
+const EXTRA_ROUNDS: u32 = 2;
+
+/// Both servers of `row` up on the same CPUs, measured once each per round in alternating
+/// order (A B, B A, ...) until `rounds` rounds are valid on both sides (or [`EXTRA_ROUNDS`]
+/// more were tried); then both stopped and their results assembled.
+fn interleave(
+    row: Row,
+    scenario: &Scenario,
+    base: &Side,
+    new: &Side,
+    placement: &Placement,
+    log_dir: &Path,
+    rounds: u32,
+) -> anyhow::Result<(ScenarioResult, ScenarioResult)> {
+    let start = |side: &Side, tag: &str| {
+        LiveServer::start(
+            row,
+            side.program.as_deref(),
+            scenario,
+            placement,
+            log_dir,
+            tag,
+        )
+        .with_context(|| format!("starting the {tag} server ({})", side.label))
+    };
+    let mut servers = [start(base, "base")?, start(new, "new")?];
+    let mut reps: [Vec<Repetition>; 2] = [Vec::new(), Vec::new()];
+    let (mut round, mut valid) = (0, 0);
+    while valid < rounds && round < rounds + EXTRA_ROUNDS {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            match servers[side].repetition(scenario, round) {
+                Ok(rep) => reps[side].push(rep),
+                Err(err) => {
+                    let tag = ["base", "new"][side];
+                    for server in servers {
+                        server.abandon();
+                    }
+                    return Err(err.context(format!("round {round}, {tag} side")));
+                }
+            }
+        }
+        if reps.iter().all(|r| r.last().is_some_and(|rep| rep.valid)) {
+            valid += 1;
+        }
+        round += 1;
+    }
+    let [b, n] = servers;
+    let [rb, rn] = reps;
+    Ok((b.finish(scenario, rb)?, n.finish(scenario, rn)?))
+}
+
+fn write_sides(run_dir: &Path, base: &mut Side, new: &mut Side) -> anyhow::Result<()> {
+    for (name, side) in [("base", base), ("new", new)] {
+        side.file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
+        write_results(&run_dir.join(name).join("results.json"), &side.file)?;
+    }
+    Ok(())
+}
+
+/// The paired comparison of the two results files just written.
+fn analyse(
+    run_dir: &Path,
+    args: &CompareRevsArgs,
+    notes: Vec<String>,
+) -> anyhow::Result<PairedComparison> {
+    let load = |name: &str| ResultsDoc::load(&run_dir.join(name).join("results.json"));
+    let (base, new) = (load("base")?, load("new")?);
+    let criteria = Criteria {
+        threshold_pct: args.threshold,
+        alpha: args.alpha,
+    };
+    let mut comparison = compare_paired(&base, &new, Some(crate::measure::NATS_SERVER), criteria);
+    comparison.warnings.extend(notes);
+    Ok(comparison)
+}
