@@ -53,24 +53,7 @@ report RESULTS="" *ARGS:
     cargo build --release -p fanbench
     ./target/release/fanbench report "$target" {{ARGS}}
 
-# Bench REV in a git worktree and the working tree, then compare (default bench args: --quick --duration 3s, so 3 windows per pair can be tested)
-compare REV *ARGS="--quick --duration 3s":
-    #!/usr/bin/env bash
-    set -euo pipefail
-    root="$(pwd)"
-    rev="$(git rev-parse --verify --quiet '{{REV}}^{commit}')" || { echo "unknown revision {{REV}}" >&2; exit 1; }
-    scratch="$(mktemp -d)"
-    tree="$scratch/fanbench-${rev:0:10}"
-    git worktree add --detach "$tree" "$rev"
-    trap 'git -C "$root" worktree remove --force "$tree"; rm -rf "$scratch"' EXIT
-    echo "== base: $rev (worktree $tree)"
-    (cd "$tree" && CARGO_TARGET_DIR="$root/target/compare-base" cargo build --release -p fanbench)
-    (cd "$tree" && "$root/target/compare-base/release/fanbench" bench-all {{ARGS}} --out "$scratch/base")
-    echo "== new: working tree"
+# REV's server against the working tree's (or `just compare BASE NEW`), measured in alternation by today's harness; --markdown for a PR comment (~12 min)
+compare REV *ARGS:
     cargo build --release -p fanbench
-    ./target/release/fanbench bench-all {{ARGS}} --out "$scratch/new"
-    mkdir -p results
-    base_run="$(ls -d "$scratch"/base/*/ | head -n 1)"
-    new_run="$(ls -d "$scratch"/new/*/ | head -n 1)"
-    cp -r "$base_run" "$new_run" results/
-    ./target/release/fanbench compare "results/$(basename "$base_run")" "results/$(basename "$new_run")"
+    ./target/release/fanbench compare-revs {{REV}} {{ARGS}}

@@ -109,7 +109,8 @@ pub fn pair_estimate_seconds(s: &Scenario) -> f64 {
     SERVER_OVERHEAD_S + f64::from(s.repetitions) * rep_estimate_seconds(s)
 }
 
-fn rep_estimate_seconds(s: &Scenario) -> f64 {
+/// Seconds one repetition of `s` is expected to take.
+pub fn rep_estimate_seconds(s: &Scenario) -> f64 {
     s.warmup_s + s.duration_s + REP_OVERHEAD_S
 }
 

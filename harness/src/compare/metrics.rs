@@ -4,6 +4,7 @@
 use fanbench_plots::charts::timeline::MIN_WINDOW_S;
 use fanbench_plots::model::{Entry, Headline, Repetition, ResultsDoc, Window};
 
+use super::paired::benjamini_hochberg;
 use super::stats::{significance, Significance};
 use crate::results::measured::Measured;
 
@@ -213,6 +214,8 @@ pub struct Row {
     pub verdict: Verdict,
     /// The test that decided, its p-value, or why none ran.
     pub note: String,
+    /// The test's p-value, before the correction for the number of comparisons.
+    pub p: Option<f64>,
 }
 
 /// The whole comparison.
@@ -262,6 +265,7 @@ fn judge(metric: &Metric, base: &Entry, new: &Entry, criteria: Criteria) -> Row 
         change: None,
         verdict: Verdict::NoChange,
         note: String::new(),
+        p: None,
     };
     let (Some(b), Some(n)) = (b, n) else {
         let reason = match (base_value.null_reason(), new_value.null_reason()) {
@@ -298,6 +302,7 @@ fn judge(metric: &Metric, base: &Entry, new: &Entry, criteria: Criteria) -> Row 
         .map(|p| format!(", p={}", format_p(p)))
         .unwrap_or_default();
     row.note = format!("{method}{p_text}");
+    row.p = p;
     if !beyond {
         row.note = format!("within ±{}%; {}", criteria.threshold_pct, row.note);
         return row;
@@ -464,6 +469,30 @@ fn environment_warnings(base: &ResultsDoc, new: &ResultsDoc) -> Vec<String> {
     warnings
 }
 
+/// Benjamini-Hochberg over every tested row: a change stands only when its q-value is below
+/// `alpha` (hundreds of tests at p < 0.05 would otherwise yield false verdicts by chance).
+fn correct_for_multiplicity(comparison: &mut Comparison, alpha: f64) {
+    let tested: Vec<usize> = (0..comparison.rows.len())
+        .filter(|&i| comparison.rows[i].p.is_some())
+        .collect();
+    let ps: Vec<f64> = tested
+        .iter()
+        .filter_map(|&i| comparison.rows[i].p)
+        .collect();
+    let m = ps.len();
+    for (&i, q) in tested.iter().zip(benjamini_hochberg(&ps)) {
+        let row = &mut comparison.rows[i];
+        row.note = format!("{}, q={} ({m} tests)", row.note, format_p(q));
+        if matches!(row.verdict, Verdict::Improved | Verdict::Regressed) && q >= alpha {
+            row.verdict = Verdict::NoChange;
+            row.note = format!(
+                "not significant after the correction for {m} tests; {}",
+                row.note
+            );
+        }
+    }
+}
+
 /// Compares every (workload, runtime, metric) of `base` and `new`.
 pub fn compare(base: &ResultsDoc, new: &ResultsDoc, criteria: Criteria) -> Comparison {
     let metrics = metrics();
@@ -494,10 +523,12 @@ pub fn compare(base: &ResultsDoc, new: &ResultsDoc, criteria: Criteria) -> Compa
                     change: None,
                     verdict: Verdict::OnlyIn(side),
                     note: format!("measured in the {side} run only"),
+                    p: None,
                 });
             }
         }
     }
+    correct_for_multiplicity(&mut comparison, criteria.alpha);
     let untested = comparison
         .rows
         .iter()

@@ -23,12 +23,15 @@ use metrics::{compare, Criteria, Verdict};
 const VERDICT_HELP: &str = "\
 Verdicts: for every (workload, runtime, metric) the base and new values are the summaries \
 (medians over repetitions). A change counts only when |change| > --threshold AND it is \
-statistically significant at --alpha. The samples are the per-second window values \
+statistically significant: its Benjamini-Hochberg q-value over every test of the table is \
+below --alpha. The samples are the per-second window values \
 (throughput, window p50/p99/max latency) pooled over all repetitions, else one value per \
 repetition (p99.9, syscalls, CPU, RSS). Test: Welch's t-test on the log of the values \
 (multiplicative effects, skewed latencies, unequal variances); with at least 8 samples per \
 side a Mann-Whitney U test must agree. Fewer than 2 samples per side cannot be tested and \
-never counts. Invalid runs are shown but excluded from verdicts. See results/README.md.";
+never counts. Invalid runs are shown but excluded from verdicts. Two runs made apart also \
+differ by the machine's drift, which no test on them can tell from a change: to compare \
+commits, measure them in alternation with `fanbench compare-revs`. See results/README.md.";
 
 /// Options of `fanbench compare`.
 #[derive(Debug, clap::Args)]
@@ -45,7 +48,7 @@ pub struct CompareArgs {
     /// Smallest change that counts, in percent of the base value.
     #[arg(long, default_value_t = 5.0, value_name = "PCT")]
     pub threshold: f64,
-    /// Significance level of the tests (a change must have p below it).
+    /// False discovery rate over the whole table (a change must have its q-value below it).
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
     /// Exit with status 1 when any metric regressed.
@@ -57,6 +60,13 @@ pub struct CompareArgs {
     /// Where runs are looked up when BASE or NEW is a commit.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results_dir: PathBuf,
+    /// BASE and NEW are the two sides of one `compare-revs` run (its base/ and new/
+    /// directories): pair repetitions by round and judge them as compare-revs does.
+    #[arg(long)]
+    pub paired: bool,
+    /// With --paired: list every metric, the unchanged ones too.
+    #[arg(long, requires = "paired")]
+    pub all: bool,
 }
 
 /// A loaded side of the comparison and how to name it.
@@ -171,7 +181,7 @@ pub fn newest_run_of(commit: &str, results_dir: &Path) -> anyhow::Result<PathBuf
     }
     best.map(|(_, file)| file).with_context(|| {
         format!(
-            "no run of commit {commit} in {} (bench it first, e.g. `just compare {}`)",
+            "no run of commit {commit} in {} (bench it first with bench-all, or measure two commits in alternation with `fanbench compare-revs {}`)",
             results_dir.display(),
             &commit[..commit.len().min(10)]
         )
@@ -192,11 +202,56 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         threshold_pct: args.threshold,
         alpha: args.alpha,
     };
+    if args.paired {
+        return run_paired(&args, &base, &new, criteria);
+    }
     let comparison = compare(&base.doc, &new.doc, criteria);
     let output = if args.markdown {
         render::markdown(&comparison, &base.label(), &new.label(), args.changes_only)
     } else {
         render::text(&comparison, &base.label(), &new.label(), args.changes_only)
+    };
+    print!("{output}");
+    let regressed = comparison.count(|v| *v == Verdict::Regressed);
+    if args.fail_on_regression && regressed > 0 {
+        bail!("{regressed} metric(s) regressed (--fail-on-regression)");
+    }
+    Ok(())
+}
+
+/// `fanbench compare --paired`: the verdicts of `compare-revs` on its two saved sides.
+fn run_paired(
+    args: &CompareArgs,
+    base: &Side,
+    new: &Side,
+    criteria: Criteria,
+) -> anyhow::Result<()> {
+    let comparison = paired::compare_paired(
+        &base.doc,
+        &new.doc,
+        Some(crate::measure::NATS_SERVER),
+        criteria,
+    );
+    let rounds = base
+        .doc
+        .results
+        .iter()
+        .map(|e| e.repetitions.len())
+        .max()
+        .unwrap_or(0);
+    let (base_label, new_label) = (base.label(), new.label());
+    let header = render::PairedHeader {
+        base: &base_label,
+        new: &new_label,
+        rounds: u32::try_from(rounds).unwrap_or(u32::MAX),
+        threshold_pct: args.threshold,
+        alpha: args.alpha,
+        control: Some(crate::measure::NATS_SERVER),
+    };
+    let output = if args.markdown {
+        render::paired_markdown(&comparison, &header, args.all)
+    } else {
+        render::paired_text(&comparison, &header, args.all)
     };
     print!("{output}");
     let regressed = comparison.count(|v| *v == Verdict::Regressed);

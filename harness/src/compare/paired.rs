@@ -271,10 +271,16 @@ fn moderated_test(
     let t = d / se;
     let (p, crit) = if df.is_finite() {
         let dist = StudentsT::new(0.0, 1.0, df).ok()?;
-        (2.0 * (1.0 - dist.cdf(t.abs())), dist.inverse_cdf(1.0 - alpha / 2.0))
+        (
+            2.0 * (1.0 - dist.cdf(t.abs())),
+            dist.inverse_cdf(1.0 - alpha / 2.0),
+        )
     } else {
         let dist = Normal::new(0.0, 1.0).ok()?;
-        (2.0 * (1.0 - dist.cdf(t.abs())), dist.inverse_cdf(1.0 - alpha / 2.0))
+        (
+            2.0 * (1.0 - dist.cdf(t.abs())),
+            dist.inverse_cdf(1.0 - alpha / 2.0),
+        )
     };
     Some((d, p.clamp(0.0, 1.0), crit * se, df))
 }
@@ -566,15 +572,18 @@ mod tests {
 
     #[test]
     fn prior_of_alike_variances_is_strong_and_of_scattered_ones_weak() {
-        let alike: Vec<(f64, f64)> = (0..40).map(|i| (0.01 * (1.0 + 0.01 * f64::from(i % 3)), 2.0)).collect();
+        let alike: Vec<(f64, f64)> = (0..40)
+            .map(|i| (0.01 * (1.0 + 0.01 * f64::from(i % 3)), 2.0))
+            .collect();
         let strong = estimate_prior(&alike);
         assert!(strong.df > 20.0, "{strong:?}");
         // Alike sample variances are alike beyond chance: the prior is the pooled variance,
         // corrected for the bias of a log of chi-square variates with 2 df.
-        assert!(strong.variance > 0.0101 && strong.variance < 0.02, "{strong:?}");
-        let scattered: Vec<(f64, f64)> = (0..40)
-            .map(|i| (10f64.powi(i % 5 - 4), 2.0))
-            .collect();
+        assert!(
+            strong.variance > 0.0101 && strong.variance < 0.02,
+            "{strong:?}"
+        );
+        let scattered: Vec<(f64, f64)> = (0..40).map(|i| (10f64.powi(i % 5 - 4), 2.0)).collect();
         let weak = estimate_prior(&scattered);
         assert!(weak.df < 2.0, "{weak:?}");
         assert_eq!(estimate_prior(&[(0.1, 2.0)]).df, 0.0);
@@ -666,7 +675,11 @@ mod tests {
                     scale_metric(&mut b.headline, name, drift * (cv * noise.normal()).exp());
                     let entry = &template.results[i];
                     let f = effect(&entry.scenario, &entry.runtime, name);
-                    scale_metric(&mut n.headline, name, f * drift * (cv * noise.normal()).exp());
+                    scale_metric(
+                        &mut n.headline,
+                        name,
+                        f * drift * (cv * noise.normal()).exp(),
+                    );
                 }
                 b_reps.push(b);
                 n_reps.push(n);
@@ -690,7 +703,14 @@ mod tests {
         c.rows
             .iter()
             .filter(|r| matches!(r.verdict, Verdict::Improved | Verdict::Regressed))
-            .map(|r| (r.scenario.clone(), r.runtime.clone(), r.metric, r.verdict.clone()))
+            .map(|r| {
+                (
+                    r.scenario.clone(),
+                    r.runtime.clone(),
+                    r.metric,
+                    r.verdict.clone(),
+                )
+            })
             .collect()
     }
 
@@ -712,11 +732,25 @@ mod tests {
             let mut got = flagged(&c);
             got.sort_by(|a, b| a.2.cmp(b.2));
             let want = vec![
-                ("fanout-100".to_string(), "uring".to_string(), "server CPU us/msg", Verdict::Regressed),
-                ("fanout-100".to_string(), "uring".to_string(), "syscalls/msg", Verdict::Regressed),
+                (
+                    "fanout-100".to_string(),
+                    "uring".to_string(),
+                    "server CPU us/msg",
+                    Verdict::Regressed,
+                ),
+                (
+                    "fanout-100".to_string(),
+                    "uring".to_string(),
+                    "syscalls/msg",
+                    Verdict::Regressed,
+                ),
             ];
             assert_eq!(got, want, "seed {seed}");
-            assert!(c.control_moved.is_empty(), "seed {seed}: {:?}", c.control_moved);
+            assert!(
+                c.control_moved.is_empty(),
+                "seed {seed}: {:?}",
+                c.control_moved
+            );
         }
     }
 

@@ -76,7 +76,12 @@ pub fn resolve_commit(repo: &Path, rev: &str) -> anyhow::Result<String> {
     }
     git(
         repo,
-        &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")],
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ],
     )
     .with_context(|| format!("git does not know a commit {rev:?}"))
 }
@@ -119,8 +124,11 @@ pub fn binary_for(repo: &Path, cache: &Path, rev: &str) -> anyhow::Result<RevBin
 fn build(repo: &Path, cache: &Path, rev: &str, commit: &str, bin: &Path) -> anyhow::Result<()> {
     let tree = cache.join("tree");
     if tree.join(".git").exists() {
-        git(&tree, &["checkout", "--quiet", "--detach", "--force", commit])
-            .with_context(|| format!("checking out {commit} in {}", tree.display()))?;
+        git(
+            &tree,
+            &["checkout", "--quiet", "--detach", "--force", commit],
+        )
+        .with_context(|| format!("checking out {commit} in {}", tree.display()))?;
     } else {
         // A tree deleted by hand leaves a stale worktree entry behind; prune it first.
         git(repo, &["worktree", "prune"])?;
@@ -244,7 +252,10 @@ mod tests {
             return;
         };
         let err = resolve_commit(&repo, "no-such-revision-anywhere").expect_err("unknown");
-        assert!(format!("{err:#}").contains("does not know a commit"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("does not know a commit"),
+            "{err:#}"
+        );
         assert!(resolve_commit(&repo, "--help").is_err());
     }
 }

@@ -20,7 +20,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::{bail, Context};
 use fanbench_plots::model::ResultsDoc;
 
-use crate::bench_all::{pair_estimate_seconds, DEFAULT_WORKLOADS};
+use crate::bench_all::{pair_estimate_seconds, rep_estimate_seconds, DEFAULT_WORKLOADS};
 use crate::compare::metrics::{Criteria, Verdict};
 use crate::compare::paired::{compare_paired, PairedComparison};
 use crate::compare::render::{paired_markdown, paired_text, PairedHeader};
@@ -118,7 +118,11 @@ impl Side {
             .as_deref()
             .map(|c| c.chars().take(10).collect::<String>())
             .unwrap_or_else(|| "unknown commit".into());
-        let dirty = if git.dirty == Some(true) { "+dirty" } else { "" };
+        let dirty = if git.dirty == Some(true) {
+            "+dirty"
+        } else {
+            ""
+        };
         Side {
             label: format!("working tree ({commit}{dirty}, this binary)"),
             program: None,
@@ -168,9 +172,20 @@ fn rows(args: &CompareRevsArgs) -> anyhow::Result<Vec<Row>> {
 }
 
 /// Seconds the interleaved measurement is expected to take: two servers per pair, each
-/// measured once per round.
+/// measured once per round, without extra rounds.
 pub fn estimate_seconds(rows: usize, scenarios: &[Scenario]) -> f64 {
     2.0 * rows as f64 * scenarios.iter().map(pair_estimate_seconds).sum::<f64>()
+}
+
+/// Seconds the extra rounds can add at most: [`EXTRA_SHARE`] of the planned rounds, each at
+/// the cost of the longest round.
+pub fn extra_estimate_seconds(rows: usize, scenarios: &[Scenario]) -> f64 {
+    let rounds: f64 = scenarios.iter().map(|s| f64::from(s.repetitions)).sum();
+    let longest_round_s = scenarios
+        .iter()
+        .map(|s| 2.0 * rep_estimate_seconds(s))
+        .fold(0.0, f64::max);
+    (EXTRA_SHARE * rows as f64 * rounds).ceil() * longest_round_s
 }
 
 /// `fanbench compare-revs`.
@@ -209,21 +224,25 @@ pub fn run(args: CompareRevsArgs) -> anyhow::Result<()> {
     let log_dir = run_dir.join("logs");
     let measured_started = Instant::now();
     let estimate = estimate_seconds(rows.len(), &scenarios);
+    let extra = extra_estimate_seconds(rows.len(), &scenarios);
     eprintln!(
-        "fanbench: compare-revs {} vs {}: {} rows x {} workloads x {} rounds, estimated {:.0} s; \
-         server CPUs {:?}, load generator CPUs {:?}; writing {}",
+        "fanbench: compare-revs {} vs {}: {} rows x {} workloads x {} rounds, estimated {:.0} s \
+         (at most {:.0} s more for rounds measured again); server CPUs {:?}, load generator CPUs \
+         {:?}; writing {}",
         base.label,
         new.label,
         rows.len(),
         scenarios.len(),
         args.rounds,
         estimate,
+        extra,
         placement.server_cpus,
         placement.client_cpus,
         run_dir.display()
     );
     let mut notes = Vec::new();
     let total = rows.len() * scenarios.len();
+    let mut extra_budget = (EXTRA_SHARE * (total as f64) * f64::from(args.rounds)).ceil() as u32;
     let mut done = 0;
     for scenario in &scenarios {
         for row in &rows {
@@ -245,7 +264,16 @@ pub fn run(args: CompareRevsArgs) -> anyhow::Result<()> {
                 }
                 continue;
             }
-            match interleave(*row, scenario, &base, &new, &placement, &log_dir, args.rounds) {
+            match interleave(
+                *row,
+                scenario,
+                &base,
+                &new,
+                &placement,
+                &log_dir,
+                args.rounds,
+                &mut extra_budget,
+            ) {
                 Ok((b, n)) => {
                     base.file.results.push(b);
                     new.file.results.push(n);
@@ -257,7 +285,11 @@ pub fn run(args: CompareRevsArgs) -> anyhow::Result<()> {
                         scenario.name,
                         row.name()
                     );
-                    notes.push(format!("{} / {} failed: {reason}", scenario.name, row.name()));
+                    notes.push(format!(
+                        "{} / {} failed: {reason}",
+                        scenario.name,
+                        row.name()
+                    ));
                     for side in [&mut base, &mut new] {
                         side.file.skipped.push(Skipped {
                             scenario: Some(scenario.name.clone()),
@@ -321,10 +353,14 @@ fn unavailable(row: Row, base: &Side, new: &Side, placement: &Placement) -> Opti
 /// Rounds measured at most beyond `--rounds` per pair, to replace rounds with an invalid side
 /// (mostly host noise: another process took the CPU), which the test leaves out.
 const EXTRA_ROUNDS: u32 = 2;
+/// Extra rounds of the whole run, as a share of its planned rounds: bounds the time a noisy
+/// machine adds (a sixth keeps the default run within 15 minutes, see [`estimate_seconds`]).
+const EXTRA_SHARE: f64 = 1.0 / 6.0;
 
 /// Both servers of `row` up on the same CPUs, measured once each per round in alternating
 /// order (A B, B A, ...) until `rounds` rounds are valid on both sides (or [`EXTRA_ROUNDS`]
-/// more were tried); then both stopped and their results assembled.
+/// more were tried, or `extra_budget` ran out, or no planned round was valid); then both
+/// stopped and their results assembled.
 fn interleave(
     row: Row,
     scenario: &Scenario,
@@ -333,6 +369,7 @@ fn interleave(
     placement: &Placement,
     log_dir: &Path,
     rounds: u32,
+    extra_budget: &mut u32,
 ) -> anyhow::Result<(ScenarioResult, ScenarioResult)> {
     let start = |side: &Side, tag: &str| {
         LiveServer::start(
@@ -349,6 +386,14 @@ fn interleave(
     let mut reps: [Vec<Repetition>; 2] = [Vec::new(), Vec::new()];
     let (mut round, mut valid) = (0, 0);
     while valid < rounds && round < rounds + EXTRA_ROUNDS {
+        if round >= rounds {
+            // A pair with no valid planned round is invalid by nature here (e.g. the load
+            // generator cannot keep its schedule): more rounds would only cost time.
+            if *extra_budget == 0 || valid == 0 {
+                break;
+            }
+            *extra_budget -= 1;
+        }
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for side in order {
             match servers[side].repetition(scenario, round) {
@@ -395,4 +440,42 @@ fn analyse(
     let mut comparison = compare_paired(&base, &new, Some(crate::measure::NATS_SERVER), criteria);
     comparison.warnings.extend(notes);
     Ok(comparison)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: CompareRevsArgs,
+    }
+
+    fn parse(extra: &[&str]) -> CompareRevsArgs {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workloads");
+        let dir = dir.display().to_string();
+        let mut argv = vec!["fanbench", "main", "--workloads-dir", &dir];
+        argv.extend(extra);
+        Cli::parse_from(argv).args
+    }
+
+    #[test]
+    fn default_compare_fits_fifteen_minutes_for_ten_rows() {
+        let args = parse(&[]);
+        let scenarios = scenarios(&args).expect("load");
+        assert_eq!(scenarios.len(), DEFAULT_WORKLOADS.len());
+        assert!(scenarios.iter().all(|s| s.repetitions == 3));
+        let estimate = estimate_seconds(10, &scenarios) + extra_estimate_seconds(10, &scenarios);
+        assert!(estimate < 14.0 * 60.0, "estimate {estimate} s");
+    }
+
+    #[test]
+    fn reps_are_refused_in_favour_of_rounds() {
+        let err = scenarios(&parse(&["--reps", "5"])).expect_err("--reps refused");
+        assert!(format!("{err:#}").contains("--rounds"), "{err:#}");
+        let five = scenarios(&parse(&["--rounds", "5"])).expect("load");
+        assert!(five.iter().all(|s| s.repetitions == 5));
+    }
 }

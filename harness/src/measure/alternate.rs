@@ -84,7 +84,9 @@ impl LiveServer {
             &mut |_| {},
         )
         .with_context(|| format!("server output (tail):\n{}", self.server.log_tail(2048)))?;
-        let mut rep = reps.pop().context("the load generator returned no repetition")?;
+        let mut rep = reps
+            .pop()
+            .context("the load generator returned no repetition")?;
         rep.index = index;
         Ok(rep)
     }
