@@ -94,6 +94,30 @@ impl Side {
             .unwrap_or_default();
         format!("{} (run {}{commit})", self.path.display(), self.doc.run_id)
     }
+
+    /// For a side of a `compare-revs` run: the revision its servers were built from (the
+    /// commit directory of `compare-revs/bin/<commit>/fanbench` in their command), else
+    /// "this binary" when they ran from the measuring binary itself.
+    fn server_label(&self) -> String {
+        let program = self
+            .doc
+            .results
+            .iter()
+            .filter_map(|e| e.runtime_config.as_ref())
+            .filter_map(|c| c.command.first())
+            .find(|p| !p.contains("nats-server"));
+        let revision = program.and_then(|p| {
+            let parts: Vec<&str> = p.split('/').collect();
+            parts.windows(2).find_map(|w| {
+                let hex = w[1].len() == 40 && w[1].chars().all(|c| c.is_ascii_hexdigit());
+                (w[0] == "bin" && hex).then(|| w[1][..10].to_string())
+            })
+        });
+        match revision {
+            Some(commit) => format!("server of commit {commit}; {}", self.label()),
+            None => format!("server of the measuring binary; {}", self.label()),
+        }
+    }
 }
 
 /// Resolves a results file, run directory, or commit to a loaded results file.
@@ -239,7 +263,7 @@ fn run_paired(
         .map(|e| e.repetitions.len())
         .max()
         .unwrap_or(0);
-    let (base_label, new_label) = (base.label(), new.label());
+    let (base_label, new_label) = (base.server_label(), new.server_label());
     let header = render::PairedHeader {
         base: &base_label,
         new: &new_label,

@@ -58,6 +58,9 @@ pub struct PairedRow {
     pub note: String,
     /// This is the negative control's row.
     pub control: bool,
+    /// No verdict yet: beyond the threshold and p < alpha, but not after the correction for
+    /// the number of tests (more rounds would decide it).
+    pub undecided: bool,
 }
 
 /// The whole paired comparison.
@@ -74,6 +77,39 @@ pub struct PairedComparison {
 impl PairedComparison {
     pub fn count(&self, pred: impl Fn(&Verdict) -> bool) -> usize {
         self.rows.iter().filter(|r| pred(&r.verdict)).count()
+    }
+
+    /// The undecided rows, most significant first.
+    pub fn undecided(&self) -> Vec<&PairedRow> {
+        let mut rows: Vec<&PairedRow> = self.rows.iter().filter(|r| r.undecided).collect();
+        rows.sort_by(|a, b| a.p.unwrap_or(1.0).total_cmp(&b.p.unwrap_or(1.0)));
+        rows
+    }
+
+    /// Options that measure the undecided rows again with more rounds (and the control).
+    pub fn rerun_hint(&self, control: Option<&str>) -> Option<String> {
+        let undecided = self.undecided();
+        if undecided.is_empty() {
+            return None;
+        }
+        let mut workloads: Vec<&str> = Vec::new();
+        let mut runtimes: Vec<&str> = Vec::new();
+        for row in &undecided {
+            if !workloads.contains(&row.scenario.as_str()) {
+                workloads.push(&row.scenario);
+            }
+            if !runtimes.contains(&row.runtime.as_str()) {
+                runtimes.push(&row.runtime);
+            }
+        }
+        if let Some(control) = control.filter(|c| !runtimes.contains(c)) {
+            runtimes.push(control);
+        }
+        Some(format!(
+            "--rounds 8 --workloads {} --runtimes {}",
+            workloads.join(","),
+            runtimes.join(",")
+        ))
     }
 }
 
@@ -308,6 +344,106 @@ fn format_p(p: f64) -> String {
     }
 }
 
+/// Runs the moderated test on one row's rounds, or says why it cannot.
+fn test_row(row: &mut PairedRow, rounds: &Rounds, prior: Prior, alpha: f64) {
+    if rounds.log_ratios.is_empty() {
+        let why = if let Some(why) = &rounds.null_reason {
+            why.clone()
+        } else if rounds.invalid > 0 {
+            format!("{} round(s) invalid on a side", rounds.invalid)
+        } else if rounds.zero_on_one_side > 0 {
+            "zero on one side only".to_string()
+        } else {
+            "no round on both sides".to_string()
+        };
+        row.note = why.clone();
+        row.verdict = if rounds.invalid > 0 && rounds.null_reason.is_none() {
+            Verdict::Excluded(why)
+        } else {
+            Verdict::NotMeasured(why)
+        };
+        return;
+    }
+    let n = rounds.log_ratios.len();
+    row.change = Some(mean(&rounds.log_ratios).exp() - 1.0);
+    match moderated_test(&rounds.log_ratios, &rounds.count_variance, prior, alpha) {
+        Some((d, p, half, df)) => {
+            row.p = Some(p);
+            row.interval = Some(((d - half).exp() - 1.0, (d + half).exp() - 1.0));
+            row.note = if df.is_finite() {
+                format!("{n} rounds, df {df:.1}")
+            } else {
+                format!("{n} rounds, pooled variance")
+            };
+        }
+        None => row.note = format!("not testable: {n} round(s) on both sides (needs 2)"),
+    }
+    if rounds.invalid > 0 {
+        row.note
+            .push_str(&format!("; {} invalid round(s) left out", rounds.invalid));
+    }
+}
+
+/// The verdict of one tested row, given its workload's negative control (if measured).
+fn judge_row(
+    mut row: PairedRow,
+    control: Option<&PairedRow>,
+    better: Better,
+    criteria: Criteria,
+) -> PairedRow {
+    let (Some(_), Some(change)) = (row.p, row.change) else {
+        return row;
+    };
+    let significant = |r: &PairedRow, threshold: f64| match (r.q, r.change) {
+        (Some(q), Some(c)) => q < criteria.alpha && c.abs() * 100.0 > threshold,
+        _ => false,
+    };
+    let control_change = control.and_then(|c| c.change);
+    let control_moved = control.is_some_and(|c| significant(c, criteria.threshold_pct));
+    let q_text = format!(", q={}", format_p(row.q.unwrap_or(1.0)));
+    if row.control {
+        if control_moved {
+            row.verdict = Verdict::Refused(
+                "negative control moved: the same server on both sides, so this is the machine"
+                    .into(),
+            );
+        }
+        row.note = format!("{}{q_text}; negative control", row.note);
+        return row;
+    }
+    let widening = control_change.map_or(0.0, f64::abs);
+    let threshold = criteria.threshold_pct + 100.0 * widening;
+    let widened = if widening > 0.0 {
+        format!(
+            "; threshold {threshold:.1}% (control moved {:.1}%)",
+            100.0 * widening
+        )
+    } else {
+        String::new()
+    };
+    row.note = format!("{}{q_text}{widened}", row.note);
+    if control_moved {
+        row.verdict = Verdict::Refused(format!(
+            "the negative control moved {:+.1}% here",
+            100.0 * control_change.unwrap_or(0.0)
+        ));
+    } else if significant(&row, threshold) {
+        let worse = match better {
+            Better::Higher => change < 0.0,
+            Better::Lower => change > 0.0,
+        };
+        row.verdict = if worse {
+            Verdict::Regressed
+        } else {
+            Verdict::Improved
+        };
+    } else {
+        row.undecided =
+            row.p.is_some_and(|p| p < criteria.alpha) && change.abs() * 100.0 > threshold;
+    }
+    row
+}
+
 /// Compares two interleaved runs, pairing repetitions by index (round). `control` names the
 /// negative-control row (the same server on both sides), if there is one.
 pub fn compare_paired(
@@ -320,11 +456,12 @@ pub fn compare_paired(
     let mut out = PairedComparison::default();
     // Pass 1: rounds and raw statistics per row.
     let mut staged: Vec<(PairedRow, Rounds)> = Vec::new();
+    let mut one_sided = Vec::new();
     for (scenario, runtime) in order(base, new) {
         let (b, n) = (find(base, scenario, runtime), find(new, scenario, runtime));
         let (Some(b), Some(n)) = (b, n) else {
             let side = if b.is_some() { "base" } else { "new" };
-            out.rows.push(PairedRow {
+            one_sided.push(PairedRow {
                 scenario: scenario.to_string(),
                 runtime: runtime.to_string(),
                 metric: "-",
@@ -338,6 +475,7 @@ pub fn compare_paired(
                 verdict: Verdict::OnlyIn(side),
                 note: format!("measured on the {side} side only"),
                 control: Some(runtime) == control,
+                undecided: false,
             });
             continue;
         };
@@ -357,6 +495,7 @@ pub fn compare_paired(
                 verdict: Verdict::NoChange,
                 note: String::new(),
                 control: Some(runtime) == control,
+                undecided: false,
             };
             staged.push((row, rounds));
         }
@@ -390,53 +529,7 @@ pub fn compare_paired(
     };
     // Pass 3: the tests.
     for (row, rounds) in &mut staged {
-        if rounds.log_ratios.is_empty() {
-            let why = if let Some(why) = &rounds.null_reason {
-                why.clone()
-            } else if rounds.invalid > 0 {
-                format!("{} round(s) invalid on a side", rounds.invalid)
-            } else if rounds.zero_on_one_side > 0 {
-                "zero on one side only".to_string()
-            } else {
-                "no round on both sides".to_string()
-            };
-            row.note = why.clone();
-            row.verdict = if rounds.invalid > 0 && rounds.null_reason.is_none() {
-                Verdict::Excluded(why)
-            } else {
-                Verdict::NotMeasured(why)
-            };
-            continue;
-        }
-        let change = mean(&rounds.log_ratios).exp() - 1.0;
-        row.change = Some(change);
-        let prior = prior_of(row.metric);
-        match moderated_test(
-            &rounds.log_ratios,
-            &rounds.count_variance,
-            prior,
-            criteria.alpha,
-        ) {
-            Some((d, p, half, df)) => {
-                row.p = Some(p);
-                row.interval = Some(((d - half).exp() - 1.0, (d + half).exp() - 1.0));
-                row.note = if df.is_finite() {
-                    format!("{} rounds, df {df:.1}", rounds.log_ratios.len())
-                } else {
-                    format!("{} rounds, pooled variance", rounds.log_ratios.len())
-                };
-            }
-            None => {
-                row.note = format!(
-                    "not testable: {} round(s) on both sides (needs 2)",
-                    rounds.log_ratios.len()
-                );
-            }
-        }
-        if rounds.invalid > 0 {
-            row.note
-                .push_str(&format!("; {} invalid round(s) left out", rounds.invalid));
-        }
+        test_row(row, rounds, prior_of(row.metric), criteria.alpha);
     }
     // Pass 4: false discovery rate over the whole table.
     let tested: Vec<usize> = (0..staged.len())
@@ -447,84 +540,26 @@ pub fn compare_paired(
         staged[i].0.q = Some(q);
     }
     out.tested = tested.len();
-    // Pass 5: verdicts, the control first at each (workload, metric).
-    let significant = |row: &PairedRow, threshold: f64| match (row.q, row.change) {
-        (Some(q), Some(c)) => q < criteria.alpha && c.abs() * 100.0 > threshold,
-        _ => false,
-    };
-    let control_of = |scenario: &str, metric: &str| {
-        staged
-            .iter()
-            .find(|(r, _)| r.control && r.scenario == scenario && r.metric == metric)
-            .map(|(r, _)| r.clone())
-    };
+    // Pass 5: verdicts, each beside its workload's control.
     let mut judged = Vec::with_capacity(staged.len());
     for (row, _) in &staged {
-        let mut row = row.clone();
-        if row.p.is_none() || row.change.is_none() {
-            judged.push(row);
-            continue;
-        }
-        let control = control_of(&row.scenario, row.metric).filter(|c| c.change.is_some());
-        let control_change = control
-            .as_ref()
-            .and_then(|c| c.change)
-            .map_or(0.0, f64::abs);
-        let control_moved = control
-            .as_ref()
-            .is_some_and(|c| significant(c, criteria.threshold_pct));
-        let q_text = format!(", q={}", format_p(row.q.unwrap_or(1.0)));
-        if row.control {
-            if control_moved {
-                row.verdict = Verdict::Refused(
-                    "negative control moved: the same server on both sides, so this is the \
-                     machine"
-                        .into(),
-                );
-                out.control_moved.push((
-                    row.scenario.clone(),
-                    row.metric,
-                    row.change.unwrap_or(0.0),
-                ));
-            }
-            row.note = format!("{}{q_text}; negative control", row.note);
-            judged.push(row);
-            continue;
-        }
-        let threshold = criteria.threshold_pct + 100.0 * control_change;
-        let widened = if control.is_some() && control_change > 0.0 {
-            format!(
-                "; threshold {threshold:.1}% (control moved {:.1}%)",
-                100.0 * control_change
-            )
-        } else {
-            String::new()
-        };
-        row.note = format!("{}{q_text}{widened}", row.note);
-        if control_moved {
-            row.verdict = Verdict::Refused(format!(
-                "the negative control moved {:+.1}% here",
-                100.0 * control.as_ref().and_then(|c| c.change).unwrap_or(0.0)
-            ));
-        } else if significant(&row, threshold) {
-            let change = row.change.unwrap_or(0.0);
-            let worse = match metrics
-                .iter()
-                .find(|m| m.name == row.metric)
-                .map(|m| m.better)
-            {
-                Some(Better::Higher) => change < 0.0,
-                _ => change > 0.0,
-            };
-            row.verdict = if worse {
-                Verdict::Regressed
-            } else {
-                Verdict::Improved
-            };
+        let control = staged
+            .iter()
+            .map(|(r, _)| r)
+            .find(|r| r.control && r.scenario == row.scenario && r.metric == row.metric);
+        let better = metrics
+            .iter()
+            .find(|m| m.name == row.metric)
+            .map_or(Better::Lower, |m| m.better);
+        let row = judge_row(row.clone(), control, better, criteria);
+        if row.control && matches!(row.verdict, Verdict::Refused(_)) {
+            out.control_moved
+                .push((row.scenario.clone(), row.metric, row.change.unwrap_or(0.0)));
         }
         judged.push(row);
     }
     out.rows.extend(judged);
+    out.rows.extend(one_sided);
     if control.is_none_or(|c| !out.rows.iter().any(|r| r.runtime == c)) {
         out.warnings.push(
             "no negative control (nats-server was not measured): machine drift that the \
@@ -785,6 +820,47 @@ mod tests {
             .filter(|r| r.scenario == "slow-subscriber" && r.metric == "server CPU us/msg")
             .all(|r| matches!(r.verdict, Verdict::Refused(_)));
         assert!(refused);
+    }
+
+    #[test]
+    fn undecided_rows_are_listed_with_the_options_that_measure_them_again() {
+        // A 10% change in a noisy metric over 3 rounds: beyond the threshold, rarely
+        // significant after the correction.
+        let row = |s: &str, r: &str, p: f64, undecided: bool| PairedRow {
+            scenario: s.into(),
+            runtime: r.into(),
+            metric: "latency p99",
+            unit: Unit::Micros,
+            base: Some(100.0),
+            new: Some(110.0),
+            change: Some(0.1),
+            interval: None,
+            p: Some(p),
+            q: Some(0.5),
+            verdict: Verdict::NoChange,
+            note: String::new(),
+            control: false,
+            undecided,
+        };
+        let c = PairedComparison {
+            rows: vec![
+                row("fanout-100", "tokio", 0.02, true),
+                row("seed-5x5", "uring", 0.001, true),
+                row("seed-5x5", "tokio", 0.3, false),
+            ],
+            ..Default::default()
+        };
+        let undecided = c.undecided();
+        assert_eq!(undecided.len(), 2);
+        assert_eq!(undecided[0].runtime, "uring", "most significant first");
+        assert_eq!(
+            c.rerun_hint(Some("nats-server")).as_deref(),
+            Some("--rounds 8 --workloads seed-5x5,fanout-100 --runtimes uring,tokio,nats-server")
+        );
+        assert_eq!(
+            PairedComparison::default().rerun_hint(Some("nats-server")),
+            None
+        );
     }
 
     #[test]

@@ -185,7 +185,7 @@ const PAIRED_HEADER: [&str; 8] = [
 
 fn paired_summary(c: &PairedComparison, h: &PairedHeader<'_>) -> Vec<String> {
     let mut lines = vec![format!(
-        "{} rounds per (workload, runtime), the two servers alternating (A B, B A, ...) on the \
+        "{} rounds per (workload, runtime) (more where invalid ones were measured again), the two servers alternating (A B, B A, ...) on the \
          same CPUs, measured by the same load generator; {} metrics tested, false discovery \
          rate {}% over the whole table (Benjamini-Hochberg), threshold ±{}%, CI at {}%.",
         h.rounds,
@@ -197,8 +197,8 @@ fn paired_summary(c: &PairedComparison, h: &PairedHeader<'_>) -> Vec<String> {
     lines.push(match (h.control, c.control_moved.is_empty()) {
         (None, _) => "Negative control: none.".to_string(),
         (Some(name), true) => format!(
-            "Negative control {name} (the same server on both sides): no change anywhere, so \
-             the interleaving cancelled the machine's drift."
+            "Negative control {name} (the same server on both sides): it moved nowhere it \
+             could be tested."
         ),
         (Some(name), false) => format!(
             "Negative control {name} (the same server on both sides) moved at {}: the machine \
@@ -299,6 +299,16 @@ fn aligned(rows: &[[String; 8]]) -> String {
     out
 }
 
+/// Undecided rows listed at most (the most significant first).
+const UNDECIDED_SHOWN: usize = 10;
+
+fn undecided_title(n: usize) -> String {
+    format!(
+        "Undecided: {n} (beyond the threshold and p < alpha, but not significant after the \
+         correction for the number of tests; no verdict)"
+    )
+}
+
 /// The paired comparison as plain text: what changed first, the rest collapsed unless `all`.
 pub fn paired_text(c: &PairedComparison, h: &PairedHeader<'_>, all: bool) -> String {
     let mut out = String::new();
@@ -317,6 +327,19 @@ pub fn paired_text(c: &PairedComparison, h: &PairedHeader<'_>, all: bool) -> Str
         let _ = writeln!(out, "\n{title}: {}", rest.len());
         let rows: Vec<[String; 8]> = rest.iter().map(|r| paired_cells(r)).collect();
         out.push_str(&aligned(&rows));
+    }
+    let undecided = c.undecided();
+    if !undecided.is_empty() {
+        let _ = writeln!(out, "\n{}", undecided_title(undecided.len()));
+        let rows: Vec<[String; 8]> = undecided
+            .iter()
+            .take(UNDECIDED_SHOWN)
+            .map(|r| paired_cells(r))
+            .collect();
+        out.push_str(&aligned(&rows));
+        if let Some(hint) = c.rerun_hint(h.control) {
+            let _ = writeln!(out, "To decide them, compare again with {hint}");
+        }
     }
     if !all {
         for line in collapsed_reasons(c) {
@@ -369,6 +392,16 @@ pub fn paired_markdown(c: &PairedComparison, h: &PairedHeader<'_>, all: bool) ->
     }
     for warning in &c.warnings {
         let _ = writeln!(out, "> warning: {}\n", md_escape(warning));
+    }
+    let undecided = c.undecided();
+    if !undecided.is_empty() {
+        let _ = writeln!(out, "{}\n", md_escape(&undecided_title(undecided.len())));
+        let shown: Vec<&PairedRow> = undecided.into_iter().take(UNDECIDED_SHOWN).collect();
+        table(&mut out, &shown);
+        if let Some(hint) = c.rerun_hint(h.control) {
+            let _ = writeln!(out, "\nTo decide them, compare again with `{hint}`.");
+        }
+        out.push('\n');
     }
     if !rest.is_empty() || !all {
         let _ = writeln!(out, "<details><summary>The rest</summary>\n");

@@ -13,6 +13,7 @@
 //! - `lock`: held while building, so two compares cannot check out the tree under each other.
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -94,8 +95,12 @@ pub fn binary_for(repo: &Path, cache: &Path, rev: &str) -> anyhow::Result<RevBin
         std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
         let lock = File::create(cache.join("lock"))
             .with_context(|| format!("creating {}", cache.join("lock").display()))?;
-        lock.lock()
-            .with_context(|| format!("locking {}", cache.display()))?;
+        // SAFETY: flock takes no pointers; the descriptor is open for the duration of the
+        // call (`lock` lives to the end of this block, which releases the lock by closing it).
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("locking {}", cache.display()));
+        }
         // Another compare may have built it while we waited for the lock.
         if !bin.is_file() {
             build(repo, cache, rev, &commit, &bin)?;

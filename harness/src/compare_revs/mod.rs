@@ -264,16 +264,14 @@ pub fn run(args: CompareRevsArgs) -> anyhow::Result<()> {
                 }
                 continue;
             }
-            match interleave(
-                *row,
-                scenario,
-                &base,
-                &new,
-                &placement,
-                &log_dir,
-                args.rounds,
-                &mut extra_budget,
-            ) {
+            let plan = Interleave {
+                base: &base,
+                new: &new,
+                placement: &placement,
+                log_dir: &log_dir,
+                rounds: args.rounds,
+            };
+            match plan.measure(*row, scenario, &mut extra_budget) {
                 Ok((b, n)) => {
                     base.file.results.push(b);
                     new.file.results.push(n);
@@ -357,64 +355,72 @@ const EXTRA_ROUNDS: u32 = 2;
 /// machine adds (a sixth keeps the default run within 15 minutes, see [`estimate_seconds`]).
 const EXTRA_SHARE: f64 = 1.0 / 6.0;
 
-/// Both servers of `row` up on the same CPUs, measured once each per round in alternating
-/// order (A B, B A, ...) until `rounds` rounds are valid on both sides (or [`EXTRA_ROUNDS`]
-/// more were tried, or `extra_budget` ran out, or no planned round was valid); then both
-/// stopped and their results assembled.
-fn interleave(
-    row: Row,
-    scenario: &Scenario,
-    base: &Side,
-    new: &Side,
-    placement: &Placement,
-    log_dir: &Path,
+/// How each (workload, row) pair is measured: both sides' servers, where, and how often.
+struct Interleave<'a> {
+    base: &'a Side,
+    new: &'a Side,
+    placement: &'a Placement,
+    log_dir: &'a Path,
     rounds: u32,
-    extra_budget: &mut u32,
-) -> anyhow::Result<(ScenarioResult, ScenarioResult)> {
-    let start = |side: &Side, tag: &str| {
-        LiveServer::start(
-            row,
-            side.program.as_deref(),
-            scenario,
-            placement,
-            log_dir,
-            tag,
-        )
-        .with_context(|| format!("starting the {tag} server ({})", side.label))
-    };
-    let mut servers = [start(base, "base")?, start(new, "new")?];
-    let mut reps: [Vec<Repetition>; 2] = [Vec::new(), Vec::new()];
-    let (mut round, mut valid) = (0, 0);
-    while valid < rounds && round < rounds + EXTRA_ROUNDS {
-        if round >= rounds {
-            // A pair with no valid planned round is invalid by nature here (e.g. the load
-            // generator cannot keep its schedule): more rounds would only cost time.
-            if *extra_budget == 0 || valid == 0 {
-                break;
+}
+
+impl Interleave<'_> {
+    /// Both servers of `row` up on the same CPUs, measured once each per round in alternating
+    /// order (A B, B A, ...) until `rounds` rounds are valid on both sides (or
+    /// [`EXTRA_ROUNDS`] more were tried, or `extra_budget` ran out, or no planned round was
+    /// valid); then both stopped and their results assembled.
+    fn measure(
+        &self,
+        row: Row,
+        scenario: &Scenario,
+        extra_budget: &mut u32,
+    ) -> anyhow::Result<(ScenarioResult, ScenarioResult)> {
+        let start = |side: &Side, tag: &str| {
+            LiveServer::start(
+                row,
+                side.program.as_deref(),
+                scenario,
+                self.placement,
+                self.log_dir,
+                tag,
+            )
+            .with_context(|| format!("starting the {tag} server ({})", side.label))
+        };
+        let mut servers = [start(self.base, "base")?, start(self.new, "new")?];
+        let mut reps: [Vec<Repetition>; 2] = [Vec::new(), Vec::new()];
+        let rounds = self.rounds;
+        let (mut round, mut valid) = (0, 0);
+        while valid < rounds && round < rounds + EXTRA_ROUNDS {
+            if round >= rounds {
+                // A pair with no valid planned round is invalid by nature here (e.g. the load
+                // generator cannot keep its schedule): more rounds would only cost time.
+                if *extra_budget == 0 || valid == 0 {
+                    break;
+                }
+                *extra_budget -= 1;
             }
-            *extra_budget -= 1;
-        }
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for side in order {
-            match servers[side].repetition(scenario, round) {
-                Ok(rep) => reps[side].push(rep),
-                Err(err) => {
-                    let tag = ["base", "new"][side];
-                    for server in servers {
-                        server.abandon();
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for side in order {
+                match servers[side].repetition(scenario, round) {
+                    Ok(rep) => reps[side].push(rep),
+                    Err(err) => {
+                        let tag = ["base", "new"][side];
+                        for server in servers {
+                            server.abandon();
+                        }
+                        return Err(err.context(format!("round {round}, {tag} side")));
                     }
-                    return Err(err.context(format!("round {round}, {tag} side")));
                 }
             }
+            if reps.iter().all(|r| r.last().is_some_and(|rep| rep.valid)) {
+                valid += 1;
+            }
+            round += 1;
         }
-        if reps.iter().all(|r| r.last().is_some_and(|rep| rep.valid)) {
-            valid += 1;
-        }
-        round += 1;
+        let [b, n] = servers;
+        let [rb, rn] = reps;
+        Ok((b.finish(scenario, rb)?, n.finish(scenario, rn)?))
     }
-    let [b, n] = servers;
-    let [rb, rn] = reps;
-    Ok((b.finish(scenario, rb)?, n.finish(scenario, rn)?))
 }
 
 fn write_sides(run_dir: &Path, base: &mut Side, new: &mut Side) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! Measurement, shared by `run`, `sweep` and `bench-all`: which server to start ([`Row`]),
 //! where it and the load generator run ([`Placement`]), one (scenario, row) pair measured
-//! over its repetitions ([`measure`]), the validity rules (`validity`), how a
+//! over its repetitions ([`measure`]) or one repetition at a time against a server kept
+//! running ([`LiveServer`], for `compare-revs`), the validity rules (`validity`), how a
 //! repetition is recorded in the results ([`record`]), and the short timing of quick runs
 //! ([`QUICK`]).
 
