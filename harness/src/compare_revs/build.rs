@@ -29,6 +29,8 @@ pub struct RevBinary {
     pub path: PathBuf,
     /// The runtime rows its `serve --runtime` knows.
     pub rows: Vec<String>,
+    /// The long options its `serve --help` lists.
+    pub serve_options: Vec<String>,
 }
 
 impl RevBinary {
@@ -112,7 +114,7 @@ pub fn binary_for(repo: &Path, cache: &Path, rev: &str) -> anyhow::Result<RevBin
             bin.display()
         );
     }
-    let rows = check_serve(&bin).with_context(|| {
+    let (rows, serve_options) = check_serve(&bin).with_context(|| {
         format!(
             "the fanbench of {rev} ({}) cannot serve the rows compare-revs measures",
             &commit[..10]
@@ -123,6 +125,7 @@ pub fn binary_for(repo: &Path, cache: &Path, rev: &str) -> anyhow::Result<RevBin
         commit,
         path: bin,
         rows,
+        serve_options,
     })
 }
 
@@ -180,8 +183,9 @@ fn build(repo: &Path, cache: &Path, rev: &str, commit: &str, bin: &Path) -> anyh
 /// The options `measure` passes to `fanbench serve`.
 const SERVE_OPTIONS: &[&str] = &["--runtime", "--addr", "--threads", "--cpus", "--stats-out"];
 
-/// Checks that `bin serve` takes the options the harness passes and returns the rows it knows.
-pub fn check_serve(bin: &Path) -> anyhow::Result<Vec<String>> {
+/// Checks that `bin serve` takes the options the harness always passes; returns the rows it
+/// knows and every long option its `serve` lists.
+pub fn check_serve(bin: &Path) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let help = Command::new(bin)
         .args(["serve", "--help"])
         .stdin(Stdio::null())
@@ -219,7 +223,15 @@ pub fn check_serve(bin: &Path) -> anyhow::Result<Vec<String>> {
     }
     let rows: Vec<Listed> = serde_json::from_slice(&listing.stdout)
         .with_context(|| format!("parsing `{} runtimes --json`", bin.display()))?;
-    Ok(rows.into_iter().map(|r| r.name).collect())
+    let options = text
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '=')
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_string()
+        })
+        .collect();
+    Ok((rows.into_iter().map(|r| r.name).collect(), options))
 }
 
 #[cfg(test)]
@@ -239,8 +251,9 @@ mod tests {
             eprintln!("skipped: no built fanbench binary beside the tests");
             return;
         };
-        let rows = check_serve(&bin).expect("serve options present");
+        let (rows, options) = check_serve(&bin).expect("serve options present");
         assert!(rows.iter().any(|r| r == "tokio"), "{rows:?}");
+        assert!(options.iter().any(|o| o == "--coalesce-us"), "{options:?}");
     }
 
     #[test]

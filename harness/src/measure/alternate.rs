@@ -24,12 +24,13 @@ pub struct LiveServer {
 
 impl LiveServer {
     /// Starts `row` pinned per `placement`. For our rows, `program` is the fanbench binary
-    /// whose `serve` runs the server (None: this binary); nats-server always runs
-    /// `placement.nats_server_bin`. `tag` keeps the log and stats files of two servers of the
-    /// same row apart.
+    /// whose `serve` runs the server (None: this binary), given `--coalesce-us` when
+    /// `coalesce_us` is set; nats-server always runs `placement.nats_server_bin`. `tag` keeps
+    /// the log and stats files of two servers of the same row apart.
     pub fn start(
         row: Row,
         program: Option<&Path>,
+        coalesce_us: Option<u64>,
         scenario: &Scenario,
         placement: &Placement,
         log_dir: &Path,
@@ -41,7 +42,7 @@ impl LiveServer {
         let stats_path = log_dir.join(format!("{stem}.stats.json"));
         let _ = std::fs::remove_file(&stats_path);
         let addr = free_local_addr()?;
-        let mut cmd = row.command(placement, addr, &stats_path)?;
+        let mut cmd = row.command(placement, addr, &stats_path, coalesce_us)?;
         if let (Row::Fanbench(_), Some(program)) = (row, program) {
             cmd.program = program.to_path_buf();
             cmd.shown_as = None;
@@ -56,6 +57,13 @@ impl LiveServer {
             server_cpus: Some(placement.server_cpus.clone()),
             client_cpus: placement.client_cpus.clone(),
             server_pid: Some(server.pid()),
+            uring_policy: row.is_uring().then(|| {
+                placement
+                    .uring_policy
+                    .unwrap_or(fanbench_uring::DEFAULT_POLICY)
+                    .to_string()
+            }),
+            cpus_used: Some(placement.cpus_used(row)),
         };
         Ok(LiveServer {
             row,
@@ -79,7 +87,7 @@ impl LiveServer {
             addr,
             Some(pid),
             &self.placement.client_cpus,
-            Some(self.placement.server_cpus.len()),
+            Some(self.placement.cpus_used(self.row).len()),
             Some(&mut self.server),
             &mut |_| {},
         )
