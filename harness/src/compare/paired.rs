@@ -86,9 +86,10 @@ impl PairedComparison {
         rows
     }
 
-    /// Options that measure the undecided rows again with more rounds (and the control).
-    pub fn rerun_hint(&self, control: Option<&str>) -> Option<String> {
-        let undecided = self.undecided();
+    /// Options that measure the `limit` most significant undecided rows again with more
+    /// rounds (and the control).
+    pub fn rerun_hint(&self, control: Option<&str>, limit: usize) -> Option<String> {
+        let undecided: Vec<&PairedRow> = self.undecided().into_iter().take(limit).collect();
         if undecided.is_empty() {
             return None;
         }
@@ -854,11 +855,15 @@ mod tests {
         assert_eq!(undecided.len(), 2);
         assert_eq!(undecided[0].runtime, "uring", "most significant first");
         assert_eq!(
-            c.rerun_hint(Some("nats-server")).as_deref(),
+            c.rerun_hint(Some("nats-server"), 10).as_deref(),
             Some("--rounds 8 --workloads seed-5x5,fanout-100 --runtimes uring,tokio,nats-server")
         );
         assert_eq!(
-            PairedComparison::default().rerun_hint(Some("nats-server")),
+            c.rerun_hint(None, 1).as_deref(),
+            Some("--rounds 8 --workloads seed-5x5 --runtimes uring")
+        );
+        assert_eq!(
+            PairedComparison::default().rerun_hint(Some("nats-server"), 10),
             None
         );
     }

@@ -337,7 +337,7 @@ pub fn paired_text(c: &PairedComparison, h: &PairedHeader<'_>, all: bool) -> Str
             .map(|r| paired_cells(r))
             .collect();
         out.push_str(&aligned(&rows));
-        if let Some(hint) = c.rerun_hint(h.control) {
+        if let Some(hint) = c.rerun_hint(h.control, UNDECIDED_SHOWN) {
             let _ = writeln!(out, "To decide them, compare again with {hint}");
         }
     }
@@ -398,7 +398,7 @@ pub fn paired_markdown(c: &PairedComparison, h: &PairedHeader<'_>, all: bool) ->
         let _ = writeln!(out, "{}\n", md_escape(&undecided_title(undecided.len())));
         let shown: Vec<&PairedRow> = undecided.into_iter().take(UNDECIDED_SHOWN).collect();
         table(&mut out, &shown);
-        if let Some(hint) = c.rerun_hint(h.control) {
+        if let Some(hint) = c.rerun_hint(h.control, UNDECIDED_SHOWN) {
             let _ = writeln!(out, "\nTo decide them, compare again with `{hint}`.");
         }
         out.push('\n');
