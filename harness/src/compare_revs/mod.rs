@@ -97,6 +97,8 @@ struct Side {
     label: String,
     /// None: this binary.
     program: Option<PathBuf>,
+    /// The revision's full commit id (None: this binary).
+    commit: Option<String>,
     rows: Vec<String>,
     /// Whether its `serve` takes `--coalesce-us` (older revisions batch with their own
     /// built-in window and have no such option).
@@ -109,6 +111,7 @@ impl Side {
         Side {
             label: format!("{} ({})", bin.rev, bin.short()),
             program: Some(bin.path),
+            commit: Some(bin.commit),
             takes_coalesce_us: bin.serve_options.iter().any(|o| o == "--coalesce-us"),
             rows: bin.rows,
             file,
@@ -130,6 +133,7 @@ impl Side {
         Side {
             label: format!("working tree ({commit}{dirty}, this binary)"),
             program: None,
+            commit: None,
             takes_coalesce_us: true,
             rows: crate::runtimes::names()
                 .into_iter()
@@ -139,20 +143,20 @@ impl Side {
         }
     }
 
-    /// Reads the side's server executable through, so every page of it is in the page cache
-    /// before its server starts. Peak RSS counts the executable's mapped pages, and the kernel
-    /// maps the already-cached pages around each fault: a binary whose pages another process
-    /// had read (this one's own, which the measuring process runs from) showed a few percent
-    /// more RSS than the same code from a file only its servers had touched.
-    fn warm_page_cache(&self) -> anyhow::Result<()> {
-        let path = match &self.program {
+    /// Runs the side's server from a fresh copy of its executable under `dir`, made the same
+    /// way for both sides. Peak RSS counts the executable's mapped pages, and an A/A run whose
+    /// new side ran from the measuring binary's own file (or from a file written otherwise)
+    /// showed 5 to 14 % more peak RSS for the same code.
+    fn stage(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let source = match &self.program {
             Some(path) => path.clone(),
             None => std::env::current_exe().context("locating this binary")?,
         };
-        let mut file =
-            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        std::io::copy(&mut file, &mut std::io::sink())
-            .with_context(|| format!("reading {}", path.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let copy = dir.join("fanbench");
+        std::fs::copy(&source, &copy)
+            .with_context(|| format!("copying {} to {}", source.display(), copy.display()))?;
+        self.program = Some(copy);
         Ok(())
     }
 
@@ -252,6 +256,16 @@ pub fn run(args: CompareRevsArgs) -> anyhow::Result<()> {
         }
     }
     let run_dir = args.out.join(format!("compare-{}", template.run_id));
+    let staging = cache.join("run").join(&template.run_id);
+    let base_dir = staging
+        .join("bin")
+        .join(base.commit.as_deref().unwrap_or("base"));
+    base.stage(&base_dir)?;
+    let new_dir = match new.commit.as_deref() {
+        Some(commit) if Some(commit) != base.commit.as_deref() => staging.join("bin").join(commit),
+        _ => staging.join("new"),
+    };
+    new.stage(&new_dir)?;
     let log_dir = run_dir.join("logs");
     let measured_started = Instant::now();
     let estimate = estimate_seconds(rows.len(), &scenarios);
@@ -332,6 +346,7 @@ pub fn run(args: CompareRevsArgs) -> anyhow::Result<()> {
         }
     }
     let elapsed = measured_started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&staging);
     write_sides(&run_dir, &mut base, &mut new)?;
     let comparison = analyse(&run_dir, &args, notes)?;
     let header = PairedHeader {
@@ -418,9 +433,6 @@ impl Interleave<'_> {
             )
             .with_context(|| format!("starting the {tag} server ({})", side.label))
         };
-        for side in [self.base, self.new] {
-            side.warm_page_cache()?;
-        }
         let mut servers = [start(self.base, "base")?, start(self.new, "new")?];
         let mut reps: [Vec<Repetition>; 2] = [Vec::new(), Vec::new()];
         let rounds = self.rounds;
