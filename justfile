@@ -53,7 +53,7 @@ report RESULTS="" *ARGS:
     cargo build --release -p fanbench
     ./target/release/fanbench report "$target" {{ARGS}}
 
-# REV's server against the working tree's (or `just compare BASE NEW`), measured in alternation by today's harness; --markdown for a PR comment (~12 min)
+# REV's server against the working tree's (or `just compare BASE NEW`), measured in alternation by today's harness; --markdown for a PR comment (about 15 min on 2 cores)
 compare REV *ARGS:
     cargo build --release -p fanbench
     ./target/release/fanbench compare-revs {{REV}} {{ARGS}}
