@@ -82,7 +82,7 @@ impl LiveServer {
         };
         let addr = self.server.addr();
         let pid = self.server.pid();
-        let mut reps = run_repetitions(
+        let (mut reps, outcome) = run_repetitions(
             &once,
             addr,
             Some(pid),
@@ -90,8 +90,9 @@ impl LiveServer {
             Some(self.placement.cpus_used(self.row).len()),
             Some(&mut self.server),
             &mut |_| {},
-        )
-        .with_context(|| format!("server output (tail):\n{}", self.server.log_tail(2048)))?;
+        );
+        outcome
+            .with_context(|| format!("server output (tail):\n{}", self.server.log_tail(2048)))?;
         let mut rep = reps
             .pop()
             .context("the load generator returned no repetition")?;
