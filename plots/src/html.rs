@@ -551,19 +551,6 @@ pub fn index(
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::escape;
-
-    #[test]
-    fn escape_neutralises_markup() {
-        assert_eq!(
-            escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-    }
-}
-
 /// The page of a soak run (`fanbench soak`): the chart and each row's start-vs-end figures
 /// (`summary` of each row in soak.json, read loosely so any commit's file renders).
 pub fn soak_index(doc: &serde_json::Value, chart: &Chart) -> String {
@@ -628,4 +615,17 @@ pub fn soak_index(doc: &serde_json::Value, chart: &Chart) -> String {
     }
     out.push_str("</table>\n</body></html>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escape_neutralises_markup() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
 }
