@@ -55,7 +55,7 @@ pub const COPY_BELOW: usize = 2048;
 /// Small messages are copied only while less than this many bytes are queued: a subscriber
 /// that falls behind (a slow or stuck reader) queues shared payloads, so its queue does not
 /// turn every publish into a copy of its own.
-pub const COPY_WHILE_QUEUED_BELOW: usize = 64 * 1024;
+pub const COPY_WHILE_QUEUED_BELOW: usize = 16 * 1024;
 
 struct Inner {
     frames: Vec<Bytes>,
