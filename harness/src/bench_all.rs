@@ -766,6 +766,7 @@ mod tests {
                 nats_server_bin: "nats-server".into(),
                 uring_policy: None,
                 sqpoll_cpu: None,
+                server_counters: crate::metrics::Counting::Split,
             },
         }
     }
@@ -800,6 +801,7 @@ mod tests {
             nats_server_bin: "nats-server".into(),
             uring_policy: None,
             sqpoll_cpu: None,
+            server_counters: crate::metrics::Counting::Split,
         };
         let policies_s = policies::planned_pairs(&loads, &placement) as f64
             * loads.iter().map(pair_estimate_seconds).sum::<f64>()

@@ -180,6 +180,7 @@ mod tests {
             nats_server_bin: "nats-server".into(),
             uring_policy: None,
             sqpoll_cpu: None,
+            server_counters: crate::metrics::Counting::Split,
         }
     }
 

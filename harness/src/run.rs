@@ -130,6 +130,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 args.server_pid,
                 &scenario,
                 &placement.client_cpus,
+                placement.server_counters,
             )?;
             file.results.push(result.clone());
             file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));

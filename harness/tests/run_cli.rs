@@ -135,6 +135,70 @@ fn run_starts_a_pinned_server_measures_it_and_writes_the_contract_fields() {
     assert!(dir.path().join("logs/seed-5x5.tokio.log").exists());
 }
 
+/// Runs tokio for one 2 s repetition with `--server-counters MODE` and returns the repetition.
+fn run_with_counters(mode: &str) -> Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("results.json");
+    let status = fanbench()
+        .args(["run", "--runtime", "tokio", "--workload", "seed-5x5"])
+        .args(["--rate", "200", "--duration", "2s", "--warmup", "200ms"])
+        .args(["--reps", "1", "--server-counters", mode])
+        .args(placement_args())
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("run fanbench");
+    assert!(status.success());
+    read_json(&out)["results"][0]["repetitions"][0].clone()
+}
+
+#[test]
+fn a_split_window_measures_cpu_before_the_tracepoints_and_counts_syscalls_after() {
+    let rep = run_with_counters("split");
+    let counting = &rep["server"]["counting"];
+    assert_eq!(counting["mode"], "split", "{rep:#}");
+    assert_eq!(counting["cpu_seconds"], serde_json::json!([0]));
+    assert_eq!(counting["cpu_with_tracepoints"], false);
+    assert!(rep["server_cpu_us_per_msg"].as_f64().expect("cpu/msg") > 0.0);
+    if rep["syscalls_per_msg"].is_null() {
+        // Not root, or no tracefs: the reason says which.
+        let reason = rep["syscalls_per_msg_null_reason"]
+            .as_str()
+            .expect("reason");
+        return println!("SKIPPED the counted part: {reason}");
+    }
+    assert_eq!(counting["counted_seconds"], serde_json::json!([1]));
+    assert!(rep["syscalls_per_msg"].as_f64().expect("syscalls/msg") > 0.0);
+    assert!(
+        counting["counted_cpu_us_per_msg"]
+            .as_f64()
+            .expect("counted cpu")
+            > 0.0
+    );
+    assert!(counting["attach_ms"].as_f64().expect("attach time") >= 0.0);
+}
+
+#[test]
+fn counters_off_attach_nothing_and_say_why_syscalls_are_null() {
+    let rep = run_with_counters("off");
+    assert_eq!(rep["server"]["counting"]["mode"], "off", "{rep:#}");
+    assert!(rep["syscalls_per_msg"].is_null());
+    let reason = rep["syscalls_per_msg_null_reason"]
+        .as_str()
+        .expect("reason");
+    assert!(reason.contains("--server-counters off"), "{reason}");
+    // CPU from /proc clock ticks: 2 s of a light load may be under the 10 ticks needed, and
+    // then it is null with that reason rather than a coarse number.
+    let cpu = &rep["server_cpu_us_per_msg"];
+    assert!(
+        cpu.as_f64().is_some_and(|v| v > 0.0)
+            || rep["server_cpu_us_per_msg_null_reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("clock ticks")),
+        "{rep:#}"
+    );
+}
+
 #[test]
 fn run_against_an_external_target_without_pid_reports_null_server_metrics() {
     let port = {

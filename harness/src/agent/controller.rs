@@ -555,7 +555,7 @@ fn drive(
             );
             crate::loadgen::WindowHooks::measure_start(&mut sampler);
             crate::loadgen::WindowHooks::measure_end(&mut sampler);
-            let (server_metrics, server_headline) = sampler.finish(merged.received_in_window);
+            let (server_metrics, server_headline) = sampler.finish(&merged);
             repetitions.push(record::repetition(
                 index,
                 started_at,

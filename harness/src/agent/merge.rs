@@ -178,6 +178,7 @@ pub(crate) mod tests {
                 client_cpus_null_reason: None,
             },
             received_in_window: delivered,
+            received_since_mark: None,
             receive_path: ReceivePath {
                 name: "x".into(),
                 ring_flags: None,

@@ -192,6 +192,7 @@ impl WireReport {
             pacer_priority: self.pacer_priority,
             loadgen_cpu: self.loadgen_cpu,
             received_in_window: self.received_in_window,
+            received_since_mark: None,
             receive_path: self.receive_path,
             rx: self.rx,
             window_ns: self.window_ns,

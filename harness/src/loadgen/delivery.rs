@@ -10,13 +10,30 @@ use super::Timeline;
 
 /// What a batch of reads adds to the figures shared with the coordinator (published once per
 /// batch, not per message).
-#[derive(Default)]
 pub struct Batch {
     new_unique: u64,
     max_latency: u64,
+    /// [`Shared::mark_ns`] as of the start of the batch.
+    mark_ns: u64,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            new_unique: 0,
+            max_latency: 0,
+            mark_ns: u64::MAX,
+        }
+    }
 }
 
 impl Batch {
+    /// Reads the mark: call it once the batch's data is in hand (after the completions were
+    /// synced or the read returned), so a message received after the mark was set is counted.
+    pub fn load_mark(&mut self, shared: &Shared) {
+        self.mark_ns = shared.mark_ns.load(Ordering::Relaxed);
+    }
+
     pub fn flush(&mut self, shared: &Shared) {
         if self.new_unique > 0 {
             shared
@@ -26,7 +43,8 @@ impl Batch {
                 .max_latency_ns
                 .fetch_max(self.max_latency, Ordering::Relaxed);
         }
-        *self = Self::default();
+        self.new_unique = 0;
+        self.max_latency = 0;
     }
 }
 
@@ -58,6 +76,9 @@ pub fn record(
     if let Some(w) = timeline.window_index(received_ns) {
         report.received_in_window += 1;
         report.windows[w].received += 1;
+        if received_ns >= batch.mark_ns {
+            report.received_since_mark += 1;
+        }
     }
     let intended_ns = timeline.local_ns(header.intended_ns);
     let Some(window) = timeline.window_index(intended_ns) else {

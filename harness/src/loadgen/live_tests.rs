@@ -422,6 +422,45 @@ fn server_stopped_for_the_last_30_percent_of_the_window_shows_in_received_throug
 }
 
 #[test]
+fn a_mark_counts_the_messages_received_after_it() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = match NatsServer::start("") {
+        Ok(s) => s,
+        Err(reason) => return println!("SKIPPED: {reason}"),
+    };
+    let spec = spec(server.addr, 1, 10, 1000.0, 128);
+    // The mark is set 1.5 s into the 3 s window: about half of what the window received
+    // arrived after it.
+    struct MarkMidway {
+        mark: Option<u64>,
+    }
+    impl WindowHooks for MarkMidway {
+        fn measure_start(&mut self) {}
+        fn measure_end(&mut self) {}
+        fn second_done(&mut self, index: u32) {
+            if index == 0 {
+                self.mark = Some(os::now_ns() + 500_000_000);
+            }
+        }
+        fn mark(&mut self) -> Option<u64> {
+            self.mark
+        }
+    }
+    let r = run(&spec, &mut MarkMidway { mark: None }).expect("run completes");
+    describe("1x10 @ 1000 msg/s, marked 1.5 s into the window", &r);
+    assert_complete(&r, 1, 10, 3000);
+    let since = r.received_since_mark.expect("the mark was set");
+    let share = since as f64 / r.received_in_window as f64;
+    assert!(
+        (0.45..0.55).contains(&share),
+        "received since the mark {since} of {} in the window ({share:.3})",
+        r.received_in_window
+    );
+    let unmarked = run(&spec, &mut Recorder::default()).expect("run completes");
+    assert_eq!(unmarked.received_since_mark, None);
+}
+
+#[test]
 fn slow_subscriber_is_cut_without_costing_healthy_subscribers_a_message() {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // A small max_pending makes nats-server cut the trickling reader within a fraction of a second.

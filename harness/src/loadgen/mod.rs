@@ -306,6 +306,9 @@ pub struct LoadReport {
     /// Healthy subscribers' messages (any due time) received inside the measured window, by
     /// kernel receive time: what the server actually delivered in the window.
     pub received_in_window: u64,
+    /// Of those, the ones received at or after the hooks' [`WindowHooks::mark`]; `None` when
+    /// the hooks set no mark.
+    pub received_since_mark: Option<u64>,
     /// Read time - kernel receive time per message (ns): the instrument's own lag. Empty on
     /// the readiness path.
     pub read_delay: Histogram<u64>,
@@ -334,6 +337,12 @@ pub trait WindowHooks {
     /// Called after each second of the measured window (`index` counts from 0; the last may
     /// be partial).
     fn second_done(&mut self, _index: u32) {}
+    /// Polled after each `second_done`: an instant (CLOCK_MONOTONIC ns) from which the
+    /// messages received in the window are also counted apart, in
+    /// [`LoadReport::received_since_mark`]. The first one returned is kept.
+    fn mark(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// When a run's publishers send, shared by every thread.
@@ -456,6 +465,7 @@ pub fn run_share(
         unique_in_window: AtomicU64::new(0),
         max_latency_ns: AtomicU64::new(0),
         threads: Mutex::new(Vec::new()),
+        mark_ns: AtomicU64::new(u64::MAX),
     });
     let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);
     let receive_path = ReceivePath::choose();
@@ -541,6 +551,8 @@ struct Driven {
     grace_ns: u64,
     /// Highest steal share of any CPU, per second of the window (None: /proc/stat unreadable).
     steal_per_window: Vec<Option<f64>>,
+    /// Whether the hooks set a mark.
+    marked: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -631,6 +643,14 @@ fn drive(
         sleep_until_or_interrupted(window_start_ns + w * 1_000_000_000)?;
         stat_marks.push(cpustat::snapshot().ok());
         hooks.second_done(w as u32 - 1);
+        if let Some(mark) = hooks.mark() {
+            let _ = shared.mark_ns.compare_exchange(
+                u64::MAX,
+                mark,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
     }
     sleep_until_or_interrupted(window_end_ns)?;
     hooks.measure_end();
@@ -684,6 +704,7 @@ fn drive(
         window_ns,
         grace_ns,
         steal_per_window,
+        marked: shared.mark_ns.load(std::sync::atomic::Ordering::Relaxed) != u64::MAX,
     })
 }
 
@@ -891,6 +912,7 @@ fn assemble(
         window_ns,
         grace_ns,
         steal_per_window,
+        marked,
     } = driven;
     let mut latency = stats::latency_histogram();
     let mut service_latency = stats::latency_histogram();
@@ -904,10 +926,12 @@ fn assemble(
     let mut suppressed = 0;
     let mut read_delay = stats::pacing_histogram();
     let mut received_in_window = 0;
+    let mut received_since_mark = 0;
     let mut rx = ring::RxCounters::default();
     for r in &reports {
         stats::merge(&mut read_delay, &r.read_delay);
         received_in_window += r.received_in_window;
+        received_since_mark += r.received_since_mark;
         rx.add(&r.rx);
         stats::merge(&mut latency, &r.latency);
         stats::merge(&mut service_latency, &r.service_latency);
@@ -996,6 +1020,7 @@ fn assemble(
         pacer_priority: pacer.priority,
         loadgen_cpu: cpu,
         received_in_window,
+        received_since_mark: marked.then_some(received_since_mark),
         read_delay,
         receive_path,
         rx,

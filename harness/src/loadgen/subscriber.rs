@@ -74,6 +74,9 @@ pub struct Shared {
     pub max_latency_ns: AtomicU64,
     /// Kernel thread ids of the load generator's threads, for per-thread CPU.
     pub threads: Mutex<Vec<(String, i32)>>,
+    /// CLOCK_MONOTONIC ns from which messages received in the window are also counted in
+    /// `received_since_mark` ([`super::WindowHooks::mark`]); `u64::MAX` until set.
+    pub mark_ns: AtomicU64,
 }
 
 /// What slow subscribers saw.
@@ -105,6 +108,8 @@ pub struct ThreadReport {
     pub errors_suppressed: u64,
     /// Messages (healthy subscribers, any due time) received inside the measured window.
     pub received_in_window: u64,
+    /// Of those, the ones received at or after the mark.
+    pub received_since_mark: u64,
     /// Read time - kernel receive time per message, ns (empty on the readiness path, which
     /// has no kernel receive time).
     pub read_delay: Histogram<u64>,
@@ -116,6 +121,7 @@ impl ThreadReport {
     pub fn new() -> Self {
         Self {
             received_in_window: 0,
+            received_since_mark: 0,
             read_delay: stats::pacing_histogram(),
             rx: Default::default(),
             latency: stats::latency_histogram(),
@@ -358,6 +364,7 @@ async fn healthy_loop(ctx: &mut TaskCtx, mut conn: Conn, timeline: &Timeline) {
             read = conn.stream.read_buf(&mut conn.buf) => read,
         };
         let received_ns = os::now_ns();
+        batch.load_mark(&ctx.shared);
         match read {
             Ok(0) => {
                 failure = Some("server closed the connection".into());

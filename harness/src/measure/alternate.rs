@@ -89,6 +89,7 @@ impl LiveServer {
             &self.placement.client_cpus,
             Some(self.placement.cpus_used(self.row).len()),
             Some(&mut self.server),
+            self.placement.server_counters,
             &mut |_| {},
         );
         outcome

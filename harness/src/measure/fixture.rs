@@ -55,6 +55,7 @@ pub fn clean_report() -> LoadReport {
             client_cpus_null_reason: None,
         },
         received_in_window: 2000,
+        received_since_mark: None,
         read_delay: histogram(&[1_000]),
         receive_path: crate::loadgen::ReceivePath {
             name: "test".into(),

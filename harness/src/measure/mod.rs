@@ -15,7 +15,7 @@ mod timing;
 mod validity;
 
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 
 pub use alternate::LiveServer;
 pub use pair::{measure, measure_external, MeasureError};

@@ -13,7 +13,7 @@ use super::record;
 use super::row::Row;
 use crate::interrupt::{self, Interrupted};
 use crate::loadgen::{self, LoadSpec};
-use crate::metrics::ServerSampler;
+use crate::metrics::{Counting, ServerSampler};
 use crate::results::schema::{
     Measured, Repetition, RuntimeConfig, RuntimeKind, Scenario, ScenarioResult,
 };
@@ -95,6 +95,7 @@ pub fn measure(
         &placement.client_cpus,
         Some(placement.cpus_used(row).len()),
         Some(&mut server),
+        placement.server_counters,
         on_repetition,
     );
     let log_tail = server.log_tail(2048);
@@ -153,6 +154,7 @@ pub fn measure_external(
     pid: Option<u32>,
     scenario: &Scenario,
     client_cpus: &[usize],
+    counting: Counting,
 ) -> anyhow::Result<ScenarioResult> {
     crate::server_proc::probe_info(target)
         .with_context(|| format!("external server {label} at {target}"))?;
@@ -168,8 +170,16 @@ pub fn measure_external(
         uring_policy: None,
         cpus_used: None,
     };
-    let (reps, outcome) =
-        run_repetitions(scenario, target, pid, client_cpus, None, None, &mut |_| {});
+    let (reps, outcome) = run_repetitions(
+        scenario,
+        target,
+        pid,
+        client_cpus,
+        None,
+        None,
+        counting,
+        &mut |_| {},
+    );
     outcome?;
     assemble_result(
         scenario,
@@ -207,6 +217,7 @@ pub(super) fn assemble_result(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run_repetitions(
     scenario: &Scenario,
     target: SocketAddr,
@@ -214,6 +225,7 @@ pub(super) fn run_repetitions(
     client_cpus: &[usize],
     server_cores: Option<usize>,
     server: Option<&mut ServerProcess>,
+    counting: Counting,
     on_repetition: &mut dyn FnMut(u32),
 ) -> (Vec<Repetition>, anyhow::Result<()>) {
     let mut reps = Vec::new();
@@ -224,6 +236,7 @@ pub(super) fn run_repetitions(
         client_cpus,
         server_cores,
         server,
+        counting,
         on_repetition,
         &mut reps,
     );
@@ -240,6 +253,7 @@ fn repeat(
     client_cpus: &[usize],
     server_cores: Option<usize>,
     mut server: Option<&mut ServerProcess>,
+    counting: Counting,
     on_repetition: &mut dyn FnMut(u32),
     reps: &mut Vec<Repetition>,
 ) -> anyhow::Result<()> {
@@ -259,7 +273,7 @@ fn repeat(
         interrupt::check()?;
         let started_at = sysinfo::rfc3339(SystemTime::now());
         let mut sampler = match pid {
-            Some(pid) => ServerSampler::new(pid),
+            Some(pid) => ServerSampler::new(pid, counting, spec.duration),
             None => ServerSampler::without_pid(
                 "server pid unknown (external --target without --server-pid)",
             ),
@@ -274,7 +288,7 @@ fn repeat(
         // A repetition a signal reached is not kept: its servers were being stopped and its
         // drain was cut short.
         interrupt::check()?;
-        let (server_metrics, server_headline) = sampler.finish(report.received_in_window);
+        let (server_metrics, server_headline) = sampler.finish(&report);
         reps.push(record::repetition(
             index,
             started_at,

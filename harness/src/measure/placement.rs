@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 
 use super::row::NATS_SERVER;
 use crate::cpus::parse_cpu_list;
+use crate::metrics::Counting;
 use crate::sysinfo;
 
 /// Where the server and the load generator run.
@@ -33,6 +34,11 @@ pub struct PlacementArgs {
     /// inherits the server's CPUs.
     #[arg(long, value_name = "CPU")]
     pub sqpoll_cpu: Option<usize>,
+    /// How the server's kernel counters are attached: split (syscall tracepoints in the first
+    /// third of the window, server CPU measured without them in the rest), always (attached for
+    /// the whole window, CPU included), off (no perf event: CPU from /proc, no syscalls).
+    #[arg(long, value_enum, default_value_t = Counting::Split, value_name = "MODE")]
+    pub server_counters: Counting,
 }
 
 /// Resolved CPU sets.
@@ -46,6 +52,8 @@ pub struct Placement {
     pub uring_policy: Option<fanbench_uring::SubmitPolicy>,
     /// The CPU the uring row's SQPOLL thread is bound to.
     pub sqpoll_cpu: Option<usize>,
+    /// How the server's kernel counters are attached.
+    pub server_counters: Counting,
 }
 
 impl Placement {
@@ -115,6 +123,7 @@ impl PlacementArgs {
             nats_server_bin: self.nats_server_bin.clone(),
             uring_policy: self.uring_policy,
             sqpoll_cpu: self.sqpoll_cpu,
+            server_counters: self.server_counters,
         })
     }
 }
@@ -135,6 +144,7 @@ mod tests {
             nats_server_bin: NATS_SERVER.into(),
             uring_policy: None,
             sqpoll_cpu: None,
+            server_counters: Counting::Split,
         }
         .resolve()
         .expect("placement");

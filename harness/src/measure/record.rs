@@ -220,8 +220,7 @@ mod tests {
     fn repetition_converts_units_and_carries_validity() {
         let mut report = clean_report();
         report.lost = 1;
-        let (server, headline) =
-            ServerSampler::without_pid("no pid in this test").finish(report.delivered);
+        let (server, headline) = ServerSampler::without_pid("no pid in this test").finish(&report);
         let rep = repetition(
             0,
             "2026-01-01T00:00:00Z".into(),

@@ -204,49 +204,47 @@ impl ProcessEvent {
     }
 }
 
-/// Every counter the harness keeps on a server process. Each is `Err(reason)` when it could
-/// not be opened.
-pub struct ProcessCounters {
-    pub threads_at_open: u32,
-    pub syscalls: Result<ProcessEvent, String>,
-    pub breakdown: Vec<(&'static str, ProcessEvent)>,
-    /// Syscalls of [`BREAKDOWN_SYSCALLS`] that could not be counted, with the reason.
-    pub breakdown_missing: Vec<(String, String)>,
-    pub sqes: Result<ProcessEvent, String>,
-    pub task_clock: Result<ProcessEvent, String>,
-}
-
-/// One reading of every counter.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CounterSample {
-    pub syscalls: Option<u64>,
-    pub breakdown: BTreeMap<String, u64>,
-    pub sqes: Option<u64>,
-    pub task_clock_ns: Option<u64>,
-}
-
-impl ProcessCounters {
-    /// Opens every counter on every current thread of `pid` (see the module docs). Call it while
-    /// the process is quiet (before the load starts): the thread set must hold still while the
-    /// counters are opened, and is retried a few times until it does.
-    pub fn open(pid: u32) -> anyhow::Result<ProcessCounters> {
-        let events = tracefs_events_dir();
-        let mut last_change = String::new();
-        for _attempt in 0..5 {
-            let before = procfs::thread_ids(pid)?;
-            let counters = Self::open_on(&events, &before);
-            let after = procfs::thread_ids(pid)?;
-            if before == after {
-                return Ok(counters);
-            }
-            last_change = format!("{} -> {} threads", before.len(), after.len());
+/// Runs `open` on the thread ids of `pid` until the thread set is the same before and after
+/// (a thread created by a not-yet-counted thread during the opening would otherwise be missed).
+fn on_stable_threads<T>(
+    pid: u32,
+    mut open: impl FnMut(&[u32]) -> T,
+) -> anyhow::Result<(Vec<u32>, T)> {
+    let mut last_change = String::new();
+    for _attempt in 0..5 {
+        let before = procfs::thread_ids(pid)?;
+        let opened = open(&before);
+        let after = procfs::thread_ids(pid)?;
+        if before == after {
+            return Ok((before, opened));
         }
-        bail!(
-            "the thread set of pid {pid} kept changing while counters were opened ({last_change})"
-        )
+        last_change = format!("{} -> {} threads", before.len(), after.len());
+    }
+    bail!("the thread set of pid {pid} kept changing while counters were opened ({last_change})")
+}
+
+/// The tracepoint events on a set of threads.
+struct TracepointSet {
+    syscalls: Result<ProcessEvent, String>,
+    breakdown: Vec<(&'static str, ProcessEvent)>,
+    breakdown_missing: Vec<(String, String)>,
+    sqes: Result<ProcessEvent, String>,
+}
+
+/// Why the tracepoints are not counted before [`ProcessCounters::attach_tracepoints`].
+pub const NOT_ATTACHED: &str = "tracepoints not attached";
+
+impl TracepointSet {
+    fn not_attached() -> TracepointSet {
+        TracepointSet {
+            syscalls: Err(NOT_ATTACHED.into()),
+            breakdown: Vec::new(),
+            breakdown_missing: Vec::new(),
+            sqes: Err(NOT_ATTACHED.into()),
+        }
     }
 
-    fn open_on(events: &anyhow::Result<PathBuf>, tids: &[u32]) -> ProcessCounters {
+    fn open(events: &anyhow::Result<PathBuf>, tids: &[u32]) -> TracepointSet {
         let tracepoint = |category: &str, names: &[&str]| -> Result<ProcessEvent, String> {
             let events = events.as_ref().map_err(|e| format!("{e:#}"))?;
             let mut last_err = None;
@@ -272,16 +270,73 @@ impl ProcessCounters {
         }
         // The tracepoint was io_uring_submit_sqe before Linux 6.0.
         let sqes = tracepoint("io_uring", &["io_uring_submit_req", "io_uring_submit_sqe"]);
-        let task_clock =
-            ProcessEvent::open(EventKind::TaskClock, tids).map_err(|e| format!("{e:#}"));
-        ProcessCounters {
-            threads_at_open: u32::try_from(tids.len()).unwrap_or(u32::MAX),
+        TracepointSet {
             syscalls,
             breakdown,
             breakdown_missing,
             sqes,
-            task_clock,
         }
+    }
+}
+
+/// Every counter the harness keeps on a server process. Each is `Err(reason)` when it could
+/// not be opened.
+pub struct ProcessCounters {
+    pub threads_at_open: u32,
+    pub syscalls: Result<ProcessEvent, String>,
+    pub breakdown: Vec<(&'static str, ProcessEvent)>,
+    /// Syscalls of [`BREAKDOWN_SYSCALLS`] that could not be counted, with the reason.
+    pub breakdown_missing: Vec<(String, String)>,
+    pub sqes: Result<ProcessEvent, String>,
+    pub task_clock: Result<ProcessEvent, String>,
+}
+
+/// One reading of every counter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CounterSample {
+    pub syscalls: Option<u64>,
+    pub breakdown: BTreeMap<String, u64>,
+    pub sqes: Option<u64>,
+    pub task_clock_ns: Option<u64>,
+}
+
+impl ProcessCounters {
+    /// Opens task-clock, and the tracepoints too when `tracepoints`, on every current thread of
+    /// `pid` (see the module docs). Call it while the process is quiet (before the load
+    /// starts): the thread set must hold still while the counters are opened, and is retried a
+    /// few times until it does.
+    pub fn open(pid: u32, tracepoints: bool) -> anyhow::Result<ProcessCounters> {
+        let events = tracefs_events_dir();
+        let (tids, (task_clock, set)) = on_stable_threads(pid, |tids| {
+            let task_clock =
+                ProcessEvent::open(EventKind::TaskClock, tids).map_err(|e| format!("{e:#}"));
+            let set = if tracepoints {
+                TracepointSet::open(&events, tids)
+            } else {
+                TracepointSet::not_attached()
+            };
+            (task_clock, set)
+        })?;
+        Ok(ProcessCounters {
+            threads_at_open: u32::try_from(tids.len()).unwrap_or(u32::MAX),
+            syscalls: set.syscalls,
+            breakdown: set.breakdown,
+            breakdown_missing: set.breakdown_missing,
+            sqes: set.sqes,
+            task_clock,
+        })
+    }
+
+    /// Opens the tracepoints on every current thread of `pid`, now, under load (the counters
+    /// opened by [`ProcessCounters::open`] without them keep counting).
+    pub fn attach_tracepoints(&mut self, pid: u32) -> anyhow::Result<()> {
+        let events = tracefs_events_dir();
+        let (_, set) = on_stable_threads(pid, |tids| TracepointSet::open(&events, tids))?;
+        self.syscalls = set.syscalls;
+        self.breakdown = set.breakdown;
+        self.breakdown_missing = set.breakdown_missing;
+        self.sqes = set.sqes;
+        Ok(())
     }
 
     /// Reads every counter. A read failure turns that value into `None`.
@@ -308,7 +363,7 @@ mod tests {
     /// says so and returns (the counters are then reported as null with a reason).
     fn with_counters_on_self(f: impl FnOnce(&ProcessCounters)) {
         let pid = std::process::id();
-        let counters = match ProcessCounters::open(pid) {
+        let counters = match ProcessCounters::open(pid, true) {
             Ok(c) if c.syscalls.is_ok() => c,
             Ok(c) => {
                 eprintln!("skipping: raw_syscalls unavailable: {:?}", c.syscalls.err());

@@ -123,6 +123,7 @@ pub fn rep(index: u32, throughput: f64, latency: f64, syscalls: Option<f64>) -> 
             cpu_null_reason: None,
             cpu_task_clock_s: Measured::null("no perf"),
             utilisation: Measured::Value(0.03),
+            counting: None,
             peak_rss_scope: Some("window".into()),
             syscalls: Syscalls {
                 total: Measured::Value(1234),

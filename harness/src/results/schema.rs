@@ -36,6 +36,7 @@ mod fields {
         loadgen_cpu_us_per_msg => "cpu_us_per_msg", "cpu_us_per_msg_null_reason",
         headroom,
         server_utilisation => "utilisation", "utilisation_null_reason",
+        counted_cpu_us_per_msg,
     }
 }
 
@@ -499,6 +500,33 @@ pub struct ServerMetrics {
     /// that saturated its own cores.
     #[serde(flatten, with = "fields::server_utilisation")]
     pub utilisation: Measured<f64>,
+    /// Which seconds of the window fed which metric (absent in files written before the window
+    /// was split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counting: Option<ServerCounting>,
+}
+
+/// How the window was split between counting syscalls and measuring CPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerCounting {
+    /// `split`, `always` or `off` (`--server-counters`).
+    pub mode: String,
+    /// Seconds of the window (0-based) with the syscall tracepoints attached: syscalls, SQEs
+    /// and the breakdown are counted there and divided by the messages received there (the
+    /// last seconds, from `attach_ms` into the first of them).
+    pub counted_seconds: Vec<u32>,
+    /// Seconds whose server CPU and received messages give `server_cpu_us_per_msg`.
+    pub cpu_seconds: Vec<u32>,
+    /// Whether the tracepoints were attached while that CPU was measured (a one-second window,
+    /// or `always`).
+    pub cpu_with_tracepoints: bool,
+    /// Server CPU per message in the counted seconds, tracepoints attached; over
+    /// `server_cpu_us_per_msg` it is what the tracepoints cost this row here.
+    #[serde(flatten, with = "fields::counted_cpu_us_per_msg")]
+    pub counted_cpu_us_per_msg: Measured<f64>,
+    /// How long attaching the tracepoints took at the cut: the counted part starts when it
+    /// was done, so that long of the first counted second is not counted.
+    pub attach_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

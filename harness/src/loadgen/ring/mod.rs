@@ -419,6 +419,7 @@ fn thread_main(
             if completion.is_empty() {
                 continue;
             }
+            batch.load_mark(shared);
             // Data can only arrive once publishing started, which is after the phase changed.
             if timeline.is_none() {
                 if let Phase::Running(t) = &*phase.borrow() {
