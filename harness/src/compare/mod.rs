@@ -7,6 +7,7 @@
 //! `fanbench-plots`, so results from any commit with the same schema version compare.
 
 pub mod metrics;
+pub mod micro;
 pub mod paired;
 pub mod render;
 pub mod stats;
@@ -31,7 +32,7 @@ repetition (p99.9, syscalls, CPU, RSS). Test: Welch's t-test on the log of the v
 side a Mann-Whitney U test must agree. Fewer than 2 samples per side cannot be tested and \
 never counts. Invalid runs are shown but excluded from verdicts. Two runs made apart also \
 differ by the machine's drift, which no test on them can tell from a change: to compare \
-commits, measure them in alternation with `fanbench compare-revs`. See results/README.md.";
+commits, measure them in alternation with `fanbench compare-revs`. Micro costs (micro.json beside both results, or BASE and NEW given as micro.json files or `fanbench micro` run directories) are compared per (operation, runtime): a change counts only when criterion's intervals do not overlap, |change| > --micro-threshold, and it stands out from the two runs' own noise by more than --micro-noise robust standard deviations. See results/README.md.";
 
 /// Options of `fanbench compare`.
 #[derive(Debug, clap::Args)]
@@ -51,7 +52,7 @@ pub struct CompareArgs {
     /// False discovery rate over the whole table (a change must have its q-value below it).
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
-    /// Exit with status 1 when any metric regressed.
+    /// Exit with status 1 when any metric or micro cost regressed.
     #[arg(long)]
     pub fail_on_regression: bool,
     /// Print only the rows that improved or regressed.
@@ -64,9 +65,16 @@ pub struct CompareArgs {
     /// directories): pair repetitions by round and judge them as compare-revs does.
     #[arg(long)]
     pub paired: bool,
-    /// With --paired: list every metric, the unchanged ones too.
-    #[arg(long, requires = "paired")]
+    /// List the unchanged rows too: of --paired, and of the micro costs (micro.json).
+    #[arg(long)]
     pub all: bool,
+    /// Micro costs: smallest change of an estimate that counts, in percent of the base.
+    #[arg(long, default_value_t = micro::DEFAULT_THRESHOLD_PCT, value_name = "PCT")]
+    pub micro_threshold: f64,
+    /// Micro costs: how many robust standard deviations of the two runs' own noise (the
+    /// spread of every cell's change) a change must stand out by; 0 turns the rule off.
+    #[arg(long, default_value_t = micro::DEFAULT_NOISE_K, value_name = "K")]
+    pub micro_noise: f64,
 }
 
 /// A loaded side of the comparison and how to name it.
@@ -220,6 +228,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     if !(args.alpha > 0.0 && args.alpha < 1.0) {
         bail!("--alpha must be between 0 and 1");
     }
+    if !args.paired {
+        if let Some(section) = micro::alone(&args)? {
+            print!("{}", section.text);
+            return fail_on_regression(&args, 0, section.regressed);
+        }
+    }
     let base = resolve(&args.base, &args.results_dir).context("BASE")?;
     let new = resolve(&args.new, &args.results_dir).context("NEW")?;
     let criteria = Criteria {
@@ -230,17 +244,33 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         return run_paired(&args, &base, &new, criteria);
     }
     let comparison = compare(&base.doc, &new.doc, criteria);
+    let micro = micro::beside_results(&args, &base.path, &new.path)?;
     let output = if args.markdown {
         render::markdown(&comparison, &base.label(), &new.label(), args.changes_only)
     } else {
         render::text(&comparison, &base.label(), &new.label(), args.changes_only)
     };
     print!("{output}");
+    let micro_regressed = micro.map_or(0, |section| {
+        print!("{}", section.text);
+        section.regressed
+    });
     let regressed = comparison.count(|v| *v == Verdict::Regressed);
-    if args.fail_on_regression && regressed > 0 {
-        bail!("{regressed} metric(s) regressed (--fail-on-regression)");
+    fail_on_regression(&args, regressed, micro_regressed)
+}
+
+/// The exit status of `--fail-on-regression`: an error when any metric or micro cost
+/// regressed.
+fn fail_on_regression(args: &CompareArgs, metrics: usize, micro: usize) -> anyhow::Result<()> {
+    if !args.fail_on_regression || metrics + micro == 0 {
+        return Ok(());
     }
-    Ok(())
+    let what = match (metrics, micro) {
+        (m, 0) => format!("{m} metric(s)"),
+        (0, u) => format!("{u} micro cost(s)"),
+        (m, u) => format!("{m} metric(s) and {u} micro cost(s)"),
+    };
+    bail!("{what} regressed (--fail-on-regression)");
 }
 
 /// `fanbench compare --paired`: the verdicts of `compare-revs` on its two saved sides.
