@@ -151,7 +151,7 @@ pub struct LoadReport {
     /// Healthy subscribers' messages (any due time) received inside the measured window, by
     /// kernel receive time: what the server actually delivered in the window.
     pub received_in_window: u64,
-    /// Of those, the ones received at or after the hooks' [`WindowHooks::mark`]; `None` when
+    /// Of those, the ones received at or after the hooks' [`super::WindowHooks::mark`]; `None` when
     /// the hooks set no mark.
     pub received_since_mark: Option<u64>,
     /// Read time - kernel receive time per message (ns): the instrument's own lag. Empty on
