@@ -17,6 +17,7 @@ use anyhow::{bail, Context};
 use fanbench_plots::micro::{fmt_ns, MicroDoc, MicroEntry, MICRO_FILE};
 
 use super::metrics::Verdict;
+use super::render::md_escape;
 use super::CompareArgs;
 
 /// Default `--micro-threshold`: a change below 10 % is never a verdict. Criterion's own noise
@@ -708,10 +709,6 @@ pub fn text(c: &MicroComparison, base_label: &str, new_label: &str, all: bool) -
     }
     let _ = writeln!(out, "\n{}", counts(c));
     out
-}
-
-fn md_escape(text: &str) -> String {
-    text.replace('|', "\\|")
 }
 
 /// The micro comparison as Markdown: the changes as a table, the cells that could not be

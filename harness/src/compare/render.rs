@@ -112,7 +112,7 @@ pub fn text(c: &Comparison, base_label: &str, new_label: &str, changes_only: boo
     out
 }
 
-fn md_escape(text: &str) -> String {
+pub(super) fn md_escape(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
