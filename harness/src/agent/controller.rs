@@ -498,10 +498,7 @@ fn drive(
                 continue;
             }
             match event.and_then(|m| match m {
-                FromAgent::Report(wire) => wire
-                    .into_report()
-                    .map(Some)
-                    .with_context(|| format!("{}: its report", agents.name(i))),
+                FromAgent::Report(report) => Ok(Some(*report)),
                 FromAgent::Second { index: s } => {
                     if i == 0 {
                         eprintln!(

@@ -113,7 +113,7 @@ fn add_cpu(into: &mut CpuUsage, from: &CpuUsage, agent: usize) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::loadgen::{ReceivePath, RxCounters, Window};
+    use crate::measure::fixture::{clean_report, window};
 
     pub(crate) fn report(latency_ns: u64, delivered: u64, sent: u64) -> LoadReport {
         let mut latency =
@@ -123,72 +123,25 @@ pub(crate) mod tests {
         }
         let pacing_lag =
             hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
-        LoadReport {
-            service_latency: latency.clone(),
-            latency,
-            read_delay: pacing_lag.clone(),
-            pacing_lag,
-            windows: vec![Window {
-                index: 0,
-                start_offset_ns: 0,
-                length_ns: 1_000_000_000,
-                sent,
-                expected: delivered,
-                delivered,
-                received: delivered,
-                latency_p50_ns: Some(latency_ns),
-                latency_p99_ns: Some(latency_ns),
-                latency_max_ns: Some(latency_ns),
-                max_pacing_lag_ns: 0,
-                steal_max_share: Some(0.0),
-            }],
-            sent,
-            expected: delivered,
-            delivered,
-            lost: 0,
-            duplicates: 0,
-            reordered: 0,
-            subscribers_with_loss: 0,
-            slow: SlowSubscriberReport {
-                subscribers: 0,
-                read_bytes_per_s: 0,
-                bytes_read: 0,
-                bytes_drained_at_end: 0,
-                messages: 0,
-                messages_in_window: 0,
-                cut_as_slow_consumer: 0,
-                closed_by_server: 0,
-                max_latency_ns: None,
-            },
-            behind_schedule: false,
-            host_noise: Vec::new(),
-            max_pacing_lag_ns: 0,
-            pacer_priority: "SCHED_FIFO 1".into(),
-            loadgen_cpu: CpuUsage {
-                user_s: 0.5,
-                sys_s: 0.5,
-                window_s: 1.0,
-                cores: 1,
-                utilisation: 1.0,
-                busiest_thread_utilisation: Some(0.5),
-                busiest_thread: Some("pacer".into()),
-                thread_cpu_null_reason: None,
-                saturated: false,
-                client_cpus: Vec::new(),
-                client_cpus_null_reason: None,
-            },
-            received_in_window: delivered,
-            received_since_mark: None,
-            receive_path: ReceivePath {
-                name: "x".into(),
-                ring_flags: None,
-                fallback_reason: None,
-            },
-            rx: RxCounters::default(),
-            window_ns: 1_000_000_000,
-            grace_ns: 0,
-            errors: Vec::new(),
-        }
+        let mut r = clean_report();
+        r.service_latency = latency.clone();
+        r.latency = latency;
+        r.read_delay = pacing_lag.clone();
+        r.pacing_lag = pacing_lag;
+        r.max_pacing_lag_ns = 0;
+        let mut w = window(0, delivered, Some(latency_ns));
+        w.sent = sent;
+        r.windows = vec![w];
+        r.sent = sent;
+        r.expected = delivered;
+        r.delivered = delivered;
+        r.received_in_window = delivered;
+        r.loadgen_cpu.user_s = 0.5;
+        r.loadgen_cpu.sys_s = 0.5;
+        r.loadgen_cpu.utilisation = 1.0;
+        r.loadgen_cpu.busiest_thread_utilisation = Some(0.5);
+        r.grace_ns = 0;
+        r
     }
 
     #[test]

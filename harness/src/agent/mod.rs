@@ -18,8 +18,9 @@ use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context, Result};
 
+use crate::loadgen::LoadReport;
 use crate::loadgen::{self, WindowHooks};
-use protocol::{FromAgent, Prepare, ToAgent, WireReport};
+use protocol::{FromAgent, Prepare, ToAgent};
 
 /// Options of `fanbench agent`.
 #[derive(Debug, clap::Args)]
@@ -90,11 +91,10 @@ fn run_share<R: BufRead>(
     client_cpus: &[usize],
     lines: &mut std::io::Lines<R>,
     out: &mut dyn Write,
-) -> Result<WireReport> {
+) -> Result<LoadReport> {
     let (spec, share) = prepare.to_spec(client_cpus)?;
     let mut hooks = AgentHooks { lines, out };
-    let report = loadgen::run_share(&spec, &share, &mut hooks)?;
-    WireReport::from_report(&report)
+    loadgen::run_share(&spec, &share, &mut hooks)
 }
 
 /// Reports readiness and progress to the controller and waits for its start instant.

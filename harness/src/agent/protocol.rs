@@ -14,14 +14,11 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::loadgen::{
-    CpuUsage, LoadReport, LoadSpec, ReceivePath, RxCounters, Share, SlowSubscriberReport, Window,
-};
+use crate::loadgen::{LoadReport, LoadSpec, Share};
 use crate::results::schema::{GitInfo, HostInfo};
-use crate::results::write::{deserialize_histogram, serialize_histogram};
 
 /// Controller to agent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,7 +37,7 @@ pub enum FromAgent {
     Probe { controller_ns: u64, agent_ns: u64 },
     Ready,
     Second { index: u32 },
-    Report(Box<WireReport>),
+    Report(Box<LoadReport>),
     Error { message: String },
 }
 
@@ -106,98 +103,5 @@ impl Prepare {
                 publisher_clock_offset_ns: self.publisher_clock_offset_ns,
             },
         ))
-    }
-}
-
-/// A [`LoadReport`] on the wire: histograms as base64 of their V2 serialization.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WireReport {
-    pub latency: String,
-    pub service_latency: String,
-    pub pacing_lag: String,
-    pub read_delay: String,
-    pub windows: Vec<Window>,
-    pub sent: u64,
-    pub expected: u64,
-    pub delivered: u64,
-    pub lost: u64,
-    pub duplicates: u64,
-    pub reordered: u64,
-    pub subscribers_with_loss: u32,
-    pub slow: SlowSubscriberReport,
-    pub behind_schedule: bool,
-    pub host_noise: Vec<u32>,
-    pub max_pacing_lag_ns: u64,
-    pub pacer_priority: String,
-    pub loadgen_cpu: CpuUsage,
-    pub received_in_window: u64,
-    pub receive_path: ReceivePath,
-    pub rx: RxCounters,
-    pub window_ns: u64,
-    pub grace_ns: u64,
-    pub errors: Vec<String>,
-}
-
-impl WireReport {
-    pub fn from_report(r: &LoadReport) -> Result<Self> {
-        Ok(Self {
-            latency: serialize_histogram(&r.latency)?,
-            service_latency: serialize_histogram(&r.service_latency)?,
-            pacing_lag: serialize_histogram(&r.pacing_lag)?,
-            read_delay: serialize_histogram(&r.read_delay)?,
-            windows: r.windows.clone(),
-            sent: r.sent,
-            expected: r.expected,
-            delivered: r.delivered,
-            lost: r.lost,
-            duplicates: r.duplicates,
-            reordered: r.reordered,
-            subscribers_with_loss: r.subscribers_with_loss,
-            slow: r.slow.clone(),
-            behind_schedule: r.behind_schedule,
-            host_noise: r.host_noise.clone(),
-            max_pacing_lag_ns: r.max_pacing_lag_ns,
-            pacer_priority: r.pacer_priority.clone(),
-            loadgen_cpu: r.loadgen_cpu.clone(),
-            received_in_window: r.received_in_window,
-            receive_path: r.receive_path.clone(),
-            rx: r.rx.clone(),
-            window_ns: r.window_ns,
-            grace_ns: r.grace_ns,
-            errors: r.errors.clone(),
-        })
-    }
-
-    pub fn into_report(self) -> Result<LoadReport> {
-        let hist = |name: &str, text: &str| {
-            deserialize_histogram(text).with_context(|| format!("the {name} histogram"))
-        };
-        Ok(LoadReport {
-            latency: hist("latency", &self.latency)?,
-            service_latency: hist("service latency", &self.service_latency)?,
-            pacing_lag: hist("pacing lag", &self.pacing_lag)?,
-            read_delay: hist("read delay", &self.read_delay)?,
-            windows: self.windows,
-            sent: self.sent,
-            expected: self.expected,
-            delivered: self.delivered,
-            lost: self.lost,
-            duplicates: self.duplicates,
-            reordered: self.reordered,
-            subscribers_with_loss: self.subscribers_with_loss,
-            slow: self.slow,
-            behind_schedule: self.behind_schedule,
-            host_noise: self.host_noise,
-            max_pacing_lag_ns: self.max_pacing_lag_ns,
-            pacer_priority: self.pacer_priority,
-            loadgen_cpu: self.loadgen_cpu,
-            received_in_window: self.received_in_window,
-            received_since_mark: None,
-            receive_path: self.receive_path,
-            rx: self.rx,
-            window_ns: self.window_ns,
-            grace_ns: self.grace_ns,
-            errors: self.errors,
-        })
     }
 }

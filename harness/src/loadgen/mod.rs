@@ -67,7 +67,7 @@ mod delivery;
 mod os;
 mod payload;
 mod publisher;
-mod report;
+pub(crate) mod report;
 mod ring;
 mod run;
 mod schedule;
@@ -86,8 +86,7 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 
 pub use os::now_ns;
-pub use report::{CpuUsage, LoadReport, ReceivePath, SlowSubscriberReport, Window};
-pub use ring::RxCounters;
+pub use report::{CpuUsage, LoadReport, SlowSubscriberReport};
 pub use run::{run, run_share};
 use schedule::Schedule;
 use subscriber::SubPlan;

@@ -122,11 +122,34 @@ pub struct CpuUsage {
     pub client_cpus_null_reason: Option<String>,
 }
 
-/// Everything one run measured. Histograms are in nanoseconds.
-#[derive(Debug)]
+/// Serde for a histogram as base64 of its V2 serialization.
+mod histogram_text {
+    use hdrhistogram::Histogram;
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::results::write::{deserialize_histogram, serialize_histogram};
+
+    pub fn serialize<S: Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&serialize_histogram(h).map_err(|e| S::Error::custom(format!("{e:#}")))?)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
+        let text = String::deserialize(d)?;
+        deserialize_histogram(&text).map_err(|e| D::Error::custom(format!("{e:#}")))
+    }
+}
+
+/// Everything one run measured. Histograms are in nanoseconds; serialized (an agent's report
+/// to its controller) as base64 of their V2 serialization.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadReport {
+    #[serde(with = "histogram_text")]
     pub latency: Histogram<u64>,
+    #[serde(with = "histogram_text")]
     pub service_latency: Histogram<u64>,
+    #[serde(with = "histogram_text")]
     pub pacing_lag: Histogram<u64>,
     pub windows: Vec<Window>,
     /// Messages due in the window that the publishers sent.
@@ -153,9 +176,11 @@ pub struct LoadReport {
     pub received_in_window: u64,
     /// Of those, the ones received at or after the hooks' [`super::WindowHooks::mark`]; `None` when
     /// the hooks set no mark.
+    #[serde(default)]
     pub received_since_mark: Option<u64>,
     /// Read time - kernel receive time per message (ns): the instrument's own lag. Empty on
     /// the readiness path.
+    #[serde(with = "histogram_text")]
     pub read_delay: Histogram<u64>,
     pub receive_path: ReceivePath,
     /// Receive-path counters summed over the receiver threads.

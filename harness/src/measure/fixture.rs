@@ -2,6 +2,7 @@
 
 use hdrhistogram::Histogram;
 
+use crate::loadgen::report::{ReceivePath, Window};
 use crate::loadgen::{CpuUsage, LoadReport, SlowSubscriberReport};
 
 fn histogram(values_ns: &[u64]) -> Histogram<u64> {
@@ -57,7 +58,7 @@ pub fn clean_report() -> LoadReport {
         received_in_window: 2000,
         received_since_mark: None,
         read_delay: histogram(&[1_000]),
-        receive_path: crate::loadgen::ReceivePath {
+        receive_path: ReceivePath {
             name: "test".into(),
             ring_flags: None,
             fallback_reason: None,
@@ -66,5 +67,24 @@ pub fn clean_report() -> LoadReport {
         window_ns: 1_000_000_000,
         grace_ns: 10_000_000,
         errors: Vec::new(),
+    }
+}
+
+/// Second `index` of a window in which `messages` were sent, due, delivered and received, at
+/// `latency_ns` each (no latency figures when None).
+pub fn window(index: u32, messages: u64, latency_ns: Option<u64>) -> Window {
+    Window {
+        index,
+        start_offset_ns: u64::from(index) * 1_000_000_000,
+        length_ns: 1_000_000_000,
+        sent: messages,
+        expected: messages,
+        delivered: messages,
+        received: messages,
+        latency_p50_ns: latency_ns,
+        latency_p99_ns: latency_ns,
+        latency_max_ns: latency_ns,
+        max_pacing_lag_ns: 0,
+        steal_max_share: Some(0.0),
     }
 }

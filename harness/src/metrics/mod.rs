@@ -534,8 +534,7 @@ impl WindowHooks for ServerSampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::Window;
-    use crate::measure::fixture::clean_report;
+    use crate::measure::fixture::{clean_report, window};
 
     fn snapshot(task_clock_ns: u64, syscalls: Option<u64>, sqes: Option<u64>) -> Snapshot {
         Snapshot {
@@ -551,23 +550,9 @@ mod tests {
 
     fn report(received: &[u64], since_mark: Option<u64>) -> LoadReport {
         let mut report = clean_report();
-        report.windows = received
-            .iter()
-            .enumerate()
-            .map(|(i, &received)| Window {
-                index: i as u32,
-                start_offset_ns: i as u64 * 1_000_000_000,
-                length_ns: 1_000_000_000,
-                sent: received,
-                expected: received,
-                delivered: received,
-                received,
-                latency_p50_ns: None,
-                latency_p99_ns: None,
-                latency_max_ns: None,
-                max_pacing_lag_ns: 0,
-                steal_max_share: None,
-            })
+        report.windows = (0..)
+            .zip(received)
+            .map(|(i, &received)| window(i, received, None))
             .collect();
         report.received_in_window = received.iter().sum();
         report.received_since_mark = since_mark;
