@@ -2,15 +2,13 @@
 //! directories built from the micro.json fixture (harness/tests/fixtures/micro.json, a
 //! `fanbench micro --quick` run trimmed to five operations on three rows) and modified copies.
 
+mod common;
+use common::fanbench;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
-
-fn fanbench() -> Command {
-    Command::cargo_bin("fanbench").expect("the fanbench binary is built")
-}
 
 fn micro_fixture() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/micro.json");

@@ -2,26 +2,15 @@
 //! SIGTERM to `bench-all` or `run`, a `--resume` of the interrupted run. The real binary is
 //! driven as a CI job or a user would; the workloads are the smallest that still measure.
 
+mod common;
+use common::{fanbench, placement_args};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
-
-fn fanbench() -> Command {
-    Command::cargo_bin("fanbench").expect("the fanbench binary is built")
-}
-
-fn placement_args() -> Vec<&'static str> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus >= 2 {
-        vec!["--server-cpus", "0", "--client-cpus", "1"]
-    } else {
-        vec!["--server-cpus", "0", "--client-cpus", "0"]
-    }
-}
 
 /// One small pair per row: 1 publisher x 3 subscribers at 100 msg/s, a 2 s window.
 const SMALL: &[&str] = &[

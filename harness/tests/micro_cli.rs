@@ -1,14 +1,10 @@
 //! `fanbench micro` driven as a user would: the release binary runs the criterion suite on two
 //! rows, writes micro.json, and `fanbench report` charts it.
 
-use std::process::Command;
+mod common;
+use common::fanbench;
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
-
-fn fanbench() -> Command {
-    Command::cargo_bin("fanbench").expect("the fanbench binary is built")
-}
 
 /// Every operation has a cell for every row: an estimate with a sane interval, or no estimate
 /// and a reason; tokio's reference runs beside the tokio row in tokio's four groups.

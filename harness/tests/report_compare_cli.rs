@@ -1,15 +1,13 @@
 //! `fanbench report` and `fanbench compare` driven as a user would: the real binary on the
 //! results fixture (plots/tests/fixtures/results.json, schema v1) and on modified copies.
 
+mod common;
+use common::fanbench;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
-
-fn fanbench() -> Command {
-    Command::cargo_bin("fanbench").expect("the fanbench binary is built")
-}
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../plots/tests/fixtures/results.json")

@@ -1,27 +1,15 @@
 //! `fanbench run` driven as a user would: the real binary starts a pinned server, runs a short
 //! workload and writes a results file whose contract fields are checked here.
 
+mod common;
+use common::{fanbench, placement_args};
+
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
-
-fn fanbench() -> Command {
-    Command::cargo_bin("fanbench").expect("the fanbench binary is built")
-}
-
-/// Server on CPU 0; the load generator on CPU 1 when there is one (else shared, with a warning).
-fn placement_args() -> Vec<&'static str> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus >= 2 {
-        vec!["--server-cpus", "0", "--client-cpus", "1"]
-    } else {
-        vec!["--server-cpus", "0", "--client-cpus", "0"]
-    }
-}
 
 /// A short workload: 1 publisher x 3 subscribers at 100 msg/s, 1 s window, 2 repetitions.
 const SHORT: &[&str] = &[

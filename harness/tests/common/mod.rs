@@ -7,6 +7,23 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use assert_cmd::cargo::CommandCargoExt;
+
+/// This build's `fanbench` binary, as a command to run.
+pub fn fanbench() -> Command {
+    Command::cargo_bin("fanbench").expect("the fanbench binary is built")
+}
+
+/// Server on CPU 0; the load generator on CPU 1 when there is one (else shared, with a warning).
+pub fn placement_args() -> Vec<&'static str> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus >= 2 {
+        vec!["--server-cpus", "0", "--client-cpus", "1"]
+    } else {
+        vec!["--server-cpus", "0", "--client-cpus", "0"]
+    }
+}
+
 /// A `fanbench serve` child process, killed when dropped.
 pub struct Server {
     child: Child,
