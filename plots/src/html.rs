@@ -100,7 +100,9 @@ fn summary_table(out: &mut String, entries: &[&Entry]) {
         "<div class=\"scroll\"><table><tr><th class=\"l\">runtime</th><th class=\"l\">valid</th>\
          <th>throughput (msg/s)</th><th>delivered / expected</th><th>lost</th>\
          <th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th>\
-         <th>syscalls / msg</th><th>SQEs / msg</th><th>CPU µs / msg</th><th>x floor</th><th>peak RSS (MiB)</th>\
+         <th>syscalls / msg</th><th>SQEs / msg</th><th>CPU µs / msg</th><th>x floor</th>\
+         <th title=\"server CPU per message with the syscall tracepoints attached over without them, median of the repetitions\">tracepoint cost</th>\
+         <th>peak RSS (MiB)</th>\
          <th>reps (valid)</th></tr>\n",
     );
     let floor = entries
@@ -164,6 +166,10 @@ fn summary_table(out: &mut String, entries: &[&Entry]) {
             _ => "–".to_owned(),
         };
         let _ = write!(out, "<td>{multiple}</td>");
+        let cost = entry
+            .tracepoint_cost()
+            .map_or_else(|| "–".to_owned(), |c| format!("{:+.0}%", c * 100.0));
+        let _ = write!(out, "<td>{cost}</td>");
         out.push_str(&optional_cell(
             h.server_peak_rss_bytes,
             h.server_peak_rss_bytes_null_reason.as_deref(),

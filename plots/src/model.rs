@@ -310,6 +310,50 @@ impl Repetition {
 pub struct ServerMetrics {
     #[serde(default)]
     pub syscalls: Option<Syscalls>,
+    /// Which seconds fed which metric (absent in files from before the window was cut).
+    #[serde(default)]
+    pub counting: Option<Counting>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Counting {
+    #[serde(default)]
+    pub cpu_with_tracepoints: bool,
+    /// Server CPU per message in the counted seconds, tracepoints attached.
+    #[serde(default)]
+    pub counted_cpu_us_per_msg: Option<f64>,
+}
+
+impl Entry {
+    /// What the syscall tracepoints add to this row's server CPU per message: the median over
+    /// repetitions of (CPU/msg in the counted seconds / CPU/msg in the uncounted ones) - 1.
+    /// None when no repetition was cut into both parts.
+    pub fn tracepoint_cost(&self) -> Option<f64> {
+        let mut ratios: Vec<f64> = self
+            .repetitions
+            .iter()
+            .filter_map(|r| {
+                let counted = r
+                    .server
+                    .as_ref()?
+                    .counting
+                    .as_ref()?
+                    .counted_cpu_us_per_msg?;
+                let uncounted = r.headline.server_cpu_us_per_msg?;
+                (uncounted > 0.0).then(|| counted / uncounted - 1.0)
+            })
+            .collect();
+        if ratios.is_empty() {
+            return None;
+        }
+        ratios.sort_by(f64::total_cmp);
+        let n = ratios.len();
+        Some(if n % 2 == 1 {
+            ratios[n / 2]
+        } else {
+            (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -475,6 +519,35 @@ struct VersionProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracepoint_cost_is_the_median_ratio_of_counted_to_uncounted_cpu() {
+        let rep = |cpu: f64, counted: Option<f64>| {
+            serde_json::json!({
+                "throughput_msgs_per_s": 1.0,
+                "server_cpu_us_per_msg": cpu,
+                "server": {"counting": {"counted_cpu_us_per_msg": counted}}
+            })
+        };
+        let entry = |reps: Vec<serde_json::Value>| -> Entry {
+            serde_json::from_value(serde_json::json!({
+                "scenario": "s", "runtime": "r", "valid": true,
+                "repetitions": reps,
+                "summary": {"throughput_msgs_per_s": 1.0}
+            }))
+            .expect("entry")
+        };
+        let cost = entry(vec![
+            rep(1.0, Some(1.3)),
+            rep(2.0, Some(2.2)),
+            rep(1.0, Some(1.2)),
+        ])
+        .tracepoint_cost()
+        .expect("cost");
+        assert!((cost - 0.2).abs() < 1e-9, "{cost}");
+        assert_eq!(entry(vec![rep(1.0, None)]).tracepoint_cost(), None);
+        assert_eq!(entry(Vec::new()).tracepoint_cost(), None);
+    }
 
     const MINIMAL: &str = r#"{
         "schema_version": 1,
