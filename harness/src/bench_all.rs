@@ -41,7 +41,7 @@ use crate::interrupt::{self, Interrupted};
 use crate::measure::{instrument, measure, MeasureError, Placement, PlacementArgs, Row, QUICK};
 use crate::policies;
 use crate::results::provenance::new_results_file;
-use crate::results::schema::{Failed, ResultsFile, Scenario, Skipped};
+use crate::results::schema::{Failed, ResultsFile, Scenario, ScenarioResult, Skipped};
 use crate::results::terminal::print_result;
 use crate::results::write::write_results;
 use crate::resume;
@@ -325,6 +325,22 @@ fn progress_bar(total_s: f64) -> anyhow::Result<ProgressBar> {
 }
 
 /// One bench-all run in progress: the results file it fills and where it goes.
+/// The comparisons bench-all runs beside the suite.
+#[derive(Clone, Copy)]
+enum Comparison {
+    Batching,
+    Policies,
+}
+
+impl Comparison {
+    fn name(self) -> &'static str {
+        match self {
+            Comparison::Batching => "batching",
+            Comparison::Policies => "policies",
+        }
+    }
+}
+
 struct Suite<'a> {
     file: ResultsFile,
     run_dir: PathBuf,
@@ -612,31 +628,28 @@ impl<'a> Suite<'a> {
             (pair_estimate_seconds(&batching::at_window(fanout, w, quick)) * 1000.0) as u64
         };
         let mut written = Ok(());
+        let (placement, log_dir) = (self.placement, self.log_dir.clone());
         batching::run(
             &rows,
             fanout,
-            self.placement,
-            &self.log_dir,
+            placement,
+            &log_dir,
             quick,
             &measured,
             &mut |point| {
-                match point {
-                    batching::Point::Reused(r) => self.file.batching.push(r),
-                    batching::Point::Measured(r) => {
-                        bar.inc(pair_ms(r.scenario_config.coalesce_us.unwrap_or(0)));
-                        bar.suspend(|| print_result(&r));
+                let point = match point {
+                    batching::Point::Reused(r) => {
                         self.file.batching.push(r);
+                        None
                     }
-                    batching::Point::Failed(skipped) => {
-                        bar.inc(pair_ms(0));
-                        bar.println(format!(
-                            "fanbench: batching: {} on {} failed: {}",
-                            skipped.scenario.as_deref().unwrap_or(""),
-                            skipped.runtime,
-                            skipped.reason
-                        ));
-                        self.file.skipped.push(skipped);
+                    batching::Point::Measured(r) => {
+                        let ms = pair_ms(r.scenario_config.coalesce_us.unwrap_or(0));
+                        Some((Ok(r), ms))
                     }
+                    batching::Point::Failed(skipped) => Some((Err(skipped), pair_ms(0))),
+                };
+                if let Some((point, ms)) = point {
+                    self.file_point(Comparison::Batching, point, ms, bar);
                 }
                 if written.is_ok() {
                     written = write_results(&self.results_path, &self.file);
@@ -653,28 +666,50 @@ impl<'a> Suite<'a> {
             / loads.len().max(1) as f64
             * 1000.0) as u64;
         let mut written = Ok(());
-        policies::run(loads, self.placement, &self.log_dir, &mut |point| {
-            match point {
-                policies::Point::Measured(r) => {
-                    bar.inc(pair_ms);
-                    bar.suspend(|| print_result(&r));
-                    self.file.policies.push(*r);
-                }
-                policies::Point::Failed(skipped) => {
-                    bar.println(format!(
-                        "fanbench: policies: {} on {} not measured: {}",
-                        skipped.scenario.as_deref().unwrap_or(""),
-                        skipped.runtime,
-                        skipped.reason
-                    ));
-                    self.file.skipped.push(skipped);
-                }
-            }
+        let (placement, log_dir) = (self.placement, self.log_dir.clone());
+        policies::run(loads, placement, &log_dir, &mut |point| {
+            let point = match point {
+                policies::Point::Measured(r) => Ok(*r),
+                policies::Point::Failed(skipped) => Err(skipped),
+            };
+            self.file_point(Comparison::Policies, point, pair_ms, bar);
             if written.is_ok() {
                 written = write_results(&self.results_path, &self.file);
             }
         });
         written
+    }
+
+    /// A comparison's point: a measured result goes into its array of the results file and is
+    /// printed; a pair that could not be measured is reported and kept in `skipped`. Either
+    /// way the progress bar advances by the pair's estimate.
+    fn file_point(
+        &mut self,
+        comparison: Comparison,
+        point: Result<ScenarioResult, Skipped>,
+        estimate_ms: u64,
+        bar: &ProgressBar,
+    ) {
+        bar.inc(estimate_ms);
+        match point {
+            Ok(r) => {
+                bar.suspend(|| print_result(&r));
+                match comparison {
+                    Comparison::Batching => self.file.batching.push(r),
+                    Comparison::Policies => self.file.policies.push(r),
+                }
+            }
+            Err(skipped) => {
+                bar.println(format!(
+                    "fanbench: {}: {} on {} not measured: {}",
+                    comparison.name(),
+                    skipped.scenario.as_deref().unwrap_or(""),
+                    skipped.runtime,
+                    skipped.reason
+                ));
+                self.file.skipped.push(skipped);
+            }
+        }
     }
 
     /// The latency-vs-load sweep of `fanout` on every row still available, into the run
