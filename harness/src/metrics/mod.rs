@@ -269,11 +269,20 @@ impl ServerSampler {
                     received: received(0..uncounted),
                 }),
             ),
-            (Some(_), _, _, Some(_)) if self.is_split() => {
-                let why = self
+            // Attaching failed: nothing was counted, but the CPU part stands.
+            (Some(start), Some(cut), None, Some(_)) => (
+                Err(self
                     .attach_error
                     .clone()
-                    .unwrap_or_else(|| "the window was not cut where the counting starts".into());
+                    .unwrap_or_else(|| "the tracepoints were not attached".into())),
+                Ok(Part {
+                    from: start,
+                    to: cut,
+                    received: received(0..uncounted),
+                }),
+            ),
+            (Some(_), None, _, Some(_)) if self.is_split() => {
+                let why = "the window was not cut where the counting starts".to_string();
                 (Err(why.clone()), Err(why))
             }
             _ => (whole.clone(), whole.clone()),
@@ -339,14 +348,16 @@ impl ServerSampler {
         let syscalls_per_msg = per_msg(syscalls_total.clone().map(|v| v as f64), &counted_part);
         let sqes_per_msg = per_msg(sqes.clone().map(|v| v as f64), &counted_part);
         let server_cpu_us_per_msg = per_msg(cpu_seconds(&cpu_part).map(|s| s * 1e6), &cpu_part);
-        let cut = self.attached.is_some();
+        let cut = self.cut.is_some();
         let counted_cpu_us_per_msg = if cut {
             per_msg(cpu_seconds(&counted_part).map(|s| s * 1e6), &counted_part)
         } else {
             Measured::null("the window was not cut into counted and uncounted seconds")
         };
         let seconds = |range: std::ops::Range<u32>| range.collect::<Vec<u32>>();
-        let tracepoints_attached = self.opened.syscalls.is_ok() || self.opened.sqes.is_ok();
+        // Opened at the start (not cut) or attached at the cut.
+        let tracepoints_attached = (self.opened.syscalls.is_ok() || self.opened.sqes.is_ok())
+            && (!cut || self.attached.is_some());
         let counting = ServerCounting {
             mode: self.counting.name().to_string(),
             counted_seconds: if tracepoints_attached {
@@ -603,17 +614,20 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_attach_nulls_both_parts_with_its_reason() {
+    fn a_failed_attach_nulls_the_counted_part_with_its_reason_and_keeps_the_cpu() {
         let mut s = sampler(Counting::Split);
         s.start = Some(snapshot(0, None, None));
         s.cut = Some(snapshot(2_000_000_000, None, None));
         s.attach_error = Some("attaching the tracepoints: EMFILE".into());
         s.end = Some(snapshot(3_000_000_000, None, None));
-        let (_, headline) = s.finish(&report(&[1000, 1000, 1000], None));
-        for value in [headline.server_cpu_us_per_msg, headline.syscalls_per_msg] {
-            let reason = value.null_reason().expect("null").to_string();
-            assert!(reason.contains("EMFILE"), "{reason}");
-        }
+        let (metrics, headline) = s.finish(&report(&[1000, 1000, 1000], None));
+        let reason = headline.syscalls_per_msg.null_reason().expect("null");
+        assert!(reason.contains("EMFILE"), "{reason}");
+        // The uncounted seconds were measured before the attempt: their CPU stands.
+        assert_eq!(headline.server_cpu_us_per_msg, Measured::Value(1000.0));
+        let counting = metrics.counting.expect("counting");
+        assert_eq!(counting.cpu_seconds, vec![0, 1]);
+        assert!(counting.counted_seconds.is_empty());
     }
 
     #[test]
