@@ -250,19 +250,23 @@ impl ServerSampler {
         // Counters: the counted seconds (from the moment the tracepoints were attached); CPU:
         // the uncounted ones; both the whole window when it was not cut.
         let (counted_part, cpu_part) = match (&self.start, &self.cut, &self.attached, &self.end) {
-            (Some(start), Some(cut), Some((attached, _)), Some(end)) => (
-                report
-                    .received_since_mark
-                    .map(|received| Part {
+            (Some(start), Some(cut), Some((attached, took)), Some(end)) => (
+                match report.received_since_mark {
+                    Some(0) => Err(format!(
+                        "nothing was received after the tracepoints were attached (attaching \
+                         took {:.0} ms of the {} counted seconds)",
+                        took.as_secs_f64() * 1e3,
+                        self.counted_seconds
+                    )),
+                    Some(received) => Ok(Part {
                         from: attached,
                         to: end,
                         received,
-                    })
-                    .ok_or_else(|| {
-                        "the load generator did not count the messages received since the \
-                         tracepoints were attached"
-                            .to_string()
                     }),
+                    None => Err("the load generator did not count the messages received \
+                                 since the tracepoints were attached"
+                        .to_string()),
+                },
                 Ok(Part {
                     from: start,
                     to: cut,
