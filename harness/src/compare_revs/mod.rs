@@ -3,11 +3,15 @@
 //! Only the server under test comes from each revision: BASE's and NEW's `fanbench serve`
 //! are built in a worktree of their own (`build`, cached by commit), while this binary's load
 //! generator, metrics and validity rules measure both, so an instrument that improved since
-//! BASE measures both sides alike. For every (workload, row) both servers are started on the
-//! same CPUs and measured one repetition at a time in alternation, A B, B A, A B, ..., one
-//! pair per round: the drift of a shared machine falls on both sides, and the verdict is on
-//! the paired differences (`compare::paired`). The idle server of the pair stays up, asleep
-//! in its poll call, so a round costs two repetitions and no server start.
+//! BASE measures both sides alike. For every (workload, row) the two servers are measured on
+//! the same CPUs one repetition at a time in alternation, A B, B A, A B, ..., one pair per
+//! round, each repetition by a server started for it: the drift of a shared machine falls on
+//! both sides, and the verdict is on the paired differences (`compare::paired`).
+//!
+//! The default spends its time on rounds rather than workloads ([`DEFAULT_WORKLOADS`]): the
+//! honest noise of a metric is its spread over rounds, and with the few rounds a run of six
+//! workloads affords, only a change that is exactly the same in every round survives the
+//! correction for the hundreds of tests of the table.
 //!
 //! nats-server runs the same binary on both sides: it is the negative control, and whatever
 //! it shows is the machine.
@@ -20,13 +24,15 @@ use std::time::{Instant, SystemTime};
 use anyhow::{bail, Context};
 use fanbench_plots::model::ResultsDoc;
 
-use crate::bench_all::{pair_estimate_seconds, rep_estimate_seconds, DEFAULT_WORKLOADS};
 use crate::compare::metrics::{Criteria, Verdict};
 use crate::compare::paired::{compare_paired, PairedComparison};
 use crate::compare::render::{paired_markdown, paired_text, PairedHeader};
-use crate::measure::{LiveServer, Placement, PlacementArgs, Row, QUICK};
+use crate::measure::{assemble_rounds, LiveServer, Placement, PlacementArgs, Row, QUICK};
+use crate::results::measured::Measured;
 use crate::results::provenance::new_results_file;
-use crate::results::schema::{Repetition, ResultsFile, Scenario, ScenarioResult, Skipped};
+use crate::results::schema::{
+    Repetition, ResultsFile, RuntimeConfig, Scenario, ScenarioResult, Skipped,
+};
 use crate::results::write::write_results;
 use crate::sysinfo;
 use crate::workload::{self, WorkloadOverrides};
@@ -54,13 +60,14 @@ pub struct CompareRevsArgs {
     /// New revision; default: the server of this binary (the working tree it was built from).
     pub new: Option<String>,
     /// Rounds per (workload, runtime): each measures both servers once, in alternating order.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = DEFAULT_ROUNDS)]
     pub rounds: u32,
     /// Only these runtime rows, comma-separated (default: every row of this binary, then
     /// nats-server as the negative control).
     #[arg(long, value_delimiter = ',')]
     pub runtimes: Option<Vec<String>>,
-    /// Only these workloads, comma-separated (default: bench-all's six).
+    /// Only these workloads, comma-separated (default: seed-5x25,fanout-100; bench-all's six
+    /// are seed-5x5,seed-5x25,fanout-100,fanout-1000,video-1mb,slow-subscriber).
     #[arg(long, value_delimiter = ',')]
     pub workloads: Option<Vec<String>>,
     /// Smallest change that counts, in percent.
@@ -197,10 +204,34 @@ fn rows(args: &CompareRevsArgs) -> anyhow::Result<Vec<Row>> {
     }
 }
 
-/// Seconds the interleaved measurement is expected to take: two servers per pair, each
-/// measured once per round, without extra rounds.
+/// The workloads of a default compare: two, so that each (workload, row) gets
+/// [`DEFAULT_ROUNDS`] rounds within 15 minutes. Syscalls per message at fanout-100 vary by a
+/// third from round to round with the load (how many messages arrive together), so a change
+/// of the uring row's batching there needs about seven rounds to clear the correction for
+/// the table's tests; seed-5x25 is the seed workload. The other workloads of bench-all are a
+/// `--workloads` away (at about 50 s per workload and round for ten rows).
+pub const DEFAULT_WORKLOADS: &[&str] = &["seed-5x25", "fanout-100"];
+
+/// Rounds per (workload, row) by default.
+pub const DEFAULT_ROUNDS: u32 = 7;
+
+/// Seconds one repetition costs beyond its warm-up and window: the load generator's connects
+/// and drain, the server's start and stop (measured on the 2-CPU machine at quick timing:
+/// 2.3 to 2.8 s a repetition for 1.25 s of warm-up and window).
+const REP_OVERHEAD_S: f64 = 1.2;
+
+fn rep_estimate_seconds(s: &Scenario) -> f64 {
+    s.warmup_s + s.duration_s + REP_OVERHEAD_S
+}
+
+/// Seconds the interleaved measurement is expected to take: two repetitions per round,
+/// without extra rounds.
 pub fn estimate_seconds(rows: usize, scenarios: &[Scenario]) -> f64 {
-    2.0 * rows as f64 * scenarios.iter().map(pair_estimate_seconds).sum::<f64>()
+    2.0 * rows as f64
+        * scenarios
+            .iter()
+            .map(|s| f64::from(s.repetitions) * rep_estimate_seconds(s))
+            .sum::<f64>()
 }
 
 /// Seconds the extra rounds can add at most: [`EXTRA_SHARE`] of the planned rounds, each at
@@ -411,30 +442,26 @@ struct Interleave<'a> {
 }
 
 impl Interleave<'_> {
-    /// Both servers of `row` up on the same CPUs, measured once each per round in alternating
-    /// order (A B, B A, ...) until `rounds` rounds are valid on both sides (or
-    /// [`EXTRA_ROUNDS`] more were tried, or `extra_budget` ran out, or no planned round was
-    /// valid); then both stopped and their results assembled.
+    /// `row` measured once per side per round in alternating order (A B, B A, ...), each
+    /// repetition by a server started for it and stopped after it, until `rounds` rounds are
+    /// valid on both sides (or [`EXTRA_ROUNDS`] more were tried, or `extra_budget` ran out,
+    /// or no planned round was valid); then both sides' results assembled.
+    ///
+    /// A server per repetition, not per pair: a server instance keeps its own few percent of
+    /// peak RSS (allocator arenas, pages of the executable it touched) through every
+    /// repetition it serves, so one instance per side and pair made every round of an A/A
+    /// pair show the same offset and the test took it for a change. Starting and stopping a
+    /// server costs about 0.1 s of a repetition's 2.3 s.
     fn measure(
         &self,
         row: Row,
         scenario: &Scenario,
         extra_budget: &mut u32,
     ) -> anyhow::Result<(ScenarioResult, ScenarioResult)> {
-        let start = |side: &Side, tag: &str| {
-            LiveServer::start(
-                row,
-                side.program.as_deref(),
-                scenario.coalesce_us.filter(|_| side.takes_coalesce_us),
-                scenario,
-                self.placement,
-                self.log_dir,
-                tag,
-            )
-            .with_context(|| format!("starting the {tag} server ({})", side.label))
-        };
-        let mut servers = [start(self.base, "base")?, start(self.new, "new")?];
+        let sides = [self.base, self.new];
         let mut reps: [Vec<Repetition>; 2] = [Vec::new(), Vec::new()];
+        let mut configs: [Option<RuntimeConfig>; 2] = [None, None];
+        let mut stats_failures: [Option<String>; 2] = [None, None];
         let rounds = self.rounds;
         let (mut round, mut valid) = (0, 0);
         while valid < rounds && round < rounds + EXTRA_ROUNDS {
@@ -448,27 +475,69 @@ impl Interleave<'_> {
             }
             let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
             for side in order {
-                match servers[side].repetition(scenario, round) {
-                    Ok(rep) => reps[side].push(rep),
+                let tag = format!("{}.r{round}", SIDE_TAGS[side]);
+                let mut server = LiveServer::start(
+                    row,
+                    sides[side].program.as_deref(),
+                    scenario
+                        .coalesce_us
+                        .filter(|_| sides[side].takes_coalesce_us),
+                    scenario,
+                    self.placement,
+                    self.log_dir,
+                    &tag,
+                )
+                .with_context(|| {
+                    format!(
+                        "starting the {} server ({}), round {round}",
+                        SIDE_TAGS[side], sides[side].label
+                    )
+                })?;
+                let rep = match server.repetition(scenario, round) {
+                    Ok(rep) => rep,
                     Err(err) => {
-                        let tag = ["base", "new"][side];
-                        for server in servers {
-                            server.abandon();
-                        }
-                        return Err(err.context(format!("round {round}, {tag} side")));
+                        server.abandon();
+                        return Err(err.context(format!("round {round}, {} side", SIDE_TAGS[side])));
+                    }
+                };
+                let (config, stats) = server.stop();
+                if let (Some(why), None) = (stats.null_reason(), &stats_failures[side]) {
+                    if matches!(row, Row::Fanbench(_)) {
+                        stats_failures[side] = Some(format!("round {round}: {why}"));
                     }
                 }
+                configs[side].get_or_insert(config);
+                reps[side].push(rep);
             }
             if reps.iter().all(|r| r.last().is_some_and(|rep| rep.valid)) {
                 valid += 1;
             }
             round += 1;
         }
-        let [b, n] = servers;
-        let [rb, rn] = reps;
-        Ok((b.finish(scenario, rb)?, n.finish(scenario, rn)?))
+        let mut results = Vec::with_capacity(2);
+        for side in 0..2 {
+            let config = configs[side].take().context("no round was measured")?;
+            let stats = match (row, stats_failures[side].take()) {
+                (Row::NatsServer, _) => Measured::null("nats-server has no --stats-out counters"),
+                (_, Some(why)) => Measured::null(why),
+                (_, None) => Measured::null(format!(
+                    "a server per round: each round's counters are in logs/{}.{}.{}.r<round>.stats.json",
+                    scenario.name,
+                    row.name(),
+                    SIDE_TAGS[side]
+                )),
+            };
+            let side_reps = std::mem::take(&mut reps[side]);
+            results.push(assemble_rounds(scenario, config, side_reps, stats)?);
+        }
+        let new = results.pop().context("new side")?;
+        let base = results.pop().context("base side")?;
+        Ok((base, new))
     }
 }
+
+/// The log and stats file tags of the two sides.
+const SIDE_TAGS: [&str; 2] = ["base", "new"];
 
 fn write_sides(run_dir: &Path, base: &mut Side, new: &mut Side) -> anyhow::Result<()> {
     for (name, side) in [("base", base), ("new", new)] {
@@ -519,7 +588,7 @@ mod tests {
         let args = parse(&[]);
         let scenarios = scenarios(&args).expect("load");
         assert_eq!(scenarios.len(), DEFAULT_WORKLOADS.len());
-        assert!(scenarios.iter().all(|s| s.repetitions == 3));
+        assert!(scenarios.iter().all(|s| s.repetitions == DEFAULT_ROUNDS));
         let estimate = estimate_seconds(10, &scenarios) + extra_estimate_seconds(10, &scenarios);
         assert!(estimate < 14.0 * 60.0, "estimate {estimate} s");
     }

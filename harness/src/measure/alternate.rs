@@ -1,6 +1,6 @@
-//! A server kept running between single repetitions, so two servers can be measured in
-//! alternation (`compare-revs`: A B, B A, ... against the same workload), each repetition by
-//! the same load generator and rules as [`super::measure`].
+//! A server measured one repetition at a time, so two servers can be measured in alternation
+//! (`compare-revs`: A B, B A, ... against the same workload), each repetition by the same
+//! load generator and rules as [`super::measure`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +10,7 @@ use anyhow::Context;
 use super::pair::{assemble_result, run_repetitions, server_stats};
 use super::placement::Placement;
 use super::row::Row;
+use crate::results::measured::Measured;
 use crate::results::schema::{Repetition, RuntimeConfig, Scenario, ScenarioResult};
 use crate::server_proc::{free_local_addr, ServerProcess, STOP_TIMEOUT};
 
@@ -101,23 +102,31 @@ impl LiveServer {
         Ok(rep)
     }
 
-    /// Stops the server and assembles its repetitions into a result (summary included).
-    pub fn finish(
-        self,
-        scenario: &Scenario,
-        repetitions: Vec<Repetition>,
-    ) -> anyhow::Result<ScenarioResult> {
+    /// Stops the server: how it was started, and the counters it wrote at exit.
+    pub fn stop(self) -> (RuntimeConfig, Measured<serde_json::Value>) {
         let stopped = self.server.stop(STOP_TIMEOUT);
         let stats = server_stats(self.row, stopped, &self.stats_path);
-        let scenario = Scenario {
-            repetitions: u32::try_from(repetitions.len()).unwrap_or(u32::MAX),
-            ..scenario.clone()
-        };
-        assemble_result(&scenario, self.runtime_config, repetitions, stats)
+        (self.runtime_config, stats)
     }
 
     /// Stops the server, keeping nothing (after a failed repetition).
     pub fn abandon(self) {
         let _ = self.server.stop(Duration::from_secs(1));
     }
+}
+
+/// The result of a row whose repetitions were measured by servers of their own (one per
+/// [`LiveServer`]): the summary over `repetitions`, `runtime_config` of the first server,
+/// `server_stats` as given.
+pub fn assemble(
+    scenario: &Scenario,
+    runtime_config: RuntimeConfig,
+    repetitions: Vec<Repetition>,
+    server_stats: Measured<serde_json::Value>,
+) -> anyhow::Result<ScenarioResult> {
+    let scenario = Scenario {
+        repetitions: u32::try_from(repetitions.len()).unwrap_or(u32::MAX),
+        ..scenario.clone()
+    };
+    assemble_result(&scenario, runtime_config, repetitions, server_stats)
 }

@@ -17,7 +17,7 @@ mod validity;
 #[cfg(test)]
 pub(crate) mod fixture;
 
-pub use alternate::LiveServer;
+pub use alternate::{assemble as assemble_rounds, LiveServer};
 pub use pair::{measure, measure_external, MeasureError};
 pub use placement::{Placement, PlacementArgs};
 pub use row::{Row, NATS_SERVER};
