@@ -53,7 +53,6 @@ report RESULTS="" *ARGS:
     cargo build --release -p fanbench
     ./target/release/fanbench report "$target" {{ARGS}}
 
-# REV's server against the working tree's (or `just compare BASE NEW`), measured in alternation by today's harness; --markdown for a PR comment (about 15 min on 2 cores)
+# REV's server against the working tree's (or `just compare BASE NEW`), measured in alternation by today's harness; --markdown for a PR comment (10 to 11 min on 2 cores, plus building REV once)
 compare REV *ARGS:
-    cargo build --release -p fanbench
-    ./target/release/fanbench compare-revs {{REV}} {{ARGS}}
+    cargo run --release -p fanbench -- compare-revs {{REV}} {{ARGS}}

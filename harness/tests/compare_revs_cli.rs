@@ -107,3 +107,119 @@ fn paired_compare_of_saved_sides_flags_a_change_made_in_every_round_and_only_tha
         "{text}"
     );
 }
+
+/// Pids of the processes whose executable lies under `dir`.
+fn processes_under(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.starts_with(dir))
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_stops_the_servers_and_writes_what_was_measured() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(&repo)
+        .output();
+    let head = match head {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        _ => {
+            eprintln!("skipped: not in a git checkout (compare-revs resolves revisions with git)");
+            return;
+        }
+    };
+    // This build's binary stands in for HEAD's, so nothing is built.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let cached = cache.join("bin").join(&head);
+    std::fs::create_dir_all(&cached).expect("cache dir");
+    let bin = assert_cmd::cargo::cargo_bin("fanbench");
+    std::fs::copy(&bin, cached.join("fanbench")).expect("copy the binary");
+    let out_dir = dir.path().join("out");
+    let mut child = std::process::Command::new(&bin)
+        .args([
+            "compare-revs",
+            "HEAD",
+            "--workloads",
+            "seed-5x5",
+            "--runtimes",
+            "tokio",
+        ])
+        .args(["--rounds", "50", "--cache-dir"])
+        .arg(&cache)
+        .arg("--out")
+        .arg(&out_dir)
+        .current_dir(&repo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("fanbench runs");
+    // Wait until a few rounds were measured (a server log per repetition), at most 60 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let logs = || -> usize {
+        std::fs::read_dir(&out_dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|run| std::fs::read_dir(run.path().join("logs")).ok())
+            .flatten()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            })
+            .count()
+    };
+    while logs() < 4 && std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut err);
+            panic!("compare-revs ended before it was signalled ({status}): {err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(logs() >= 4, "no rounds measured within 60 s");
+    // SAFETY: kill takes no pointers; the pid is our own child's, not yet reaped.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0, "sending SIGTERM");
+    let out = child.wait_with_output().expect("compare-revs exits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        processes_under(&cache).is_empty(),
+        "servers outlived the run: {:?}",
+        processes_under(&cache)
+    );
+    let run = std::fs::read_dir(&out_dir)
+        .expect("run dir")
+        .filter_map(|e| e.ok())
+        .next()
+        .expect("one run")
+        .path();
+    for side in ["base", "new"] {
+        let text = std::fs::read_to_string(run.join(side).join("results.json")).expect("side");
+        let doc: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(doc["partial"], true, "{side}");
+        assert_eq!(doc["interrupted_by"], "SIGTERM", "{side}");
+        let skipped = doc["skipped"].as_array().expect("skipped");
+        assert!(
+            skipped.iter().any(|s| s["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("interrupted by SIGTERM"))),
+            "{side}: {skipped:?}"
+        );
+    }
+}

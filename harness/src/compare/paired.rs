@@ -43,6 +43,8 @@ pub struct PairedRow {
     pub runtime: String,
     pub metric: &'static str,
     pub unit: Unit,
+    /// Rounds the test used (valid on both sides).
+    pub rounds: usize,
     /// Median over the rounds used.
     pub base: Option<f64>,
     pub new: Option<f64>,
@@ -87,7 +89,7 @@ impl PairedComparison {
     }
 
     /// Options that measure the `limit` most significant undecided rows again with more
-    /// rounds (and the control).
+    /// rounds (twice as many as they had, at least 8), and the control.
     pub fn rerun_hint(&self, control: Option<&str>, limit: usize) -> Option<String> {
         let undecided: Vec<&PairedRow> = self.undecided().into_iter().take(limit).collect();
         if undecided.is_empty() {
@@ -95,6 +97,12 @@ impl PairedComparison {
         }
         let mut workloads: Vec<&str> = Vec::new();
         let mut runtimes: Vec<&str> = Vec::new();
+        let rounds = undecided
+            .iter()
+            .map(|r| 2 * r.rounds)
+            .max()
+            .unwrap_or(0)
+            .max(8);
         for row in &undecided {
             if !workloads.contains(&row.scenario.as_str()) {
                 workloads.push(&row.scenario);
@@ -107,7 +115,7 @@ impl PairedComparison {
             runtimes.push(control);
         }
         Some(format!(
-            "--rounds 8 --workloads {} --runtimes {}",
+            "--rounds {rounds} --workloads {} --runtimes {}",
             workloads.join(","),
             runtimes.join(",")
         ))
@@ -467,6 +475,7 @@ pub fn compare_paired(
                 runtime: runtime.to_string(),
                 metric: "-",
                 unit: Unit::PerMsg,
+                rounds: 0,
                 base: None,
                 new: None,
                 change: None,
@@ -487,6 +496,7 @@ pub fn compare_paired(
                 runtime: runtime.to_string(),
                 metric: metric.name,
                 unit: metric.unit,
+                rounds: rounds.log_ratios.len(),
                 base: median(&rounds.base),
                 new: median(&rounds.new),
                 change: None,
@@ -728,6 +738,11 @@ mod tests {
         (base, new)
     }
 
+    /// A seed with the rounds of an older default and with today's.
+    fn both_round_counts(seed: u64) -> [(u64, u32); 2] {
+        [(seed, 3), (seed, crate::compare_revs::DEFAULT_ROUNDS)]
+    }
+
     fn criteria() -> Criteria {
         Criteria {
             threshold_pct: 5.0,
@@ -762,8 +777,8 @@ mod tests {
                 1.0
             }
         };
-        for seed in [1, 2, 3, 4, 5] {
-            let (base, new) = interleaved_pair(seed, 3, &worse);
+        for (seed, rounds) in [1, 2, 3, 4, 5].into_iter().flat_map(both_round_counts) {
+            let (base, new) = interleaved_pair(seed, rounds, &worse);
             let c = compare_paired(&base, &new, Some("nats-server"), criteria());
             let mut got = flagged(&c);
             got.sort_by(|a, b| a.2.cmp(b.2));
@@ -781,10 +796,10 @@ mod tests {
                     Verdict::Regressed,
                 ),
             ];
-            assert_eq!(got, want, "seed {seed}");
+            assert_eq!(got, want, "seed {seed}, {rounds} rounds");
             assert!(
                 c.control_moved.is_empty(),
-                "seed {seed}: {:?}",
+                "seed {seed}, {rounds} rounds: {:?}",
                 c.control_moved
             );
         }
@@ -792,10 +807,14 @@ mod tests {
 
     #[test]
     fn an_a_a_comparison_with_machine_drift_flags_nothing() {
-        for seed in 10..20 {
-            let (base, new) = interleaved_pair(seed, 3, &|_, _, _| 1.0);
+        for (seed, rounds) in (10..20).flat_map(both_round_counts) {
+            let (base, new) = interleaved_pair(seed, rounds, &|_, _, _| 1.0);
             let c = compare_paired(&base, &new, Some("nats-server"), criteria());
-            assert!(flagged(&c).is_empty(), "seed {seed}: {:?}", flagged(&c));
+            assert!(
+                flagged(&c).is_empty(),
+                "seed {seed}, {rounds} rounds: {:?}",
+                flagged(&c)
+            );
             assert!(c.tested > 100, "{}", c.tested);
         }
     }
@@ -832,6 +851,7 @@ mod tests {
             runtime: r.into(),
             metric: "latency p99",
             unit: Unit::Micros,
+            rounds: 3,
             base: Some(100.0),
             new: Some(110.0),
             change: Some(0.1),
@@ -865,6 +885,12 @@ mod tests {
         assert_eq!(
             PairedComparison::default().rerun_hint(Some("nats-server"), 10),
             None
+        );
+        let mut seven = c.clone();
+        seven.rows[1].rounds = 7;
+        assert_eq!(
+            seven.rerun_hint(None, 1).as_deref(),
+            Some("--rounds 14 --workloads seed-5x5 --runtimes uring")
         );
     }
 

@@ -27,6 +27,7 @@ use fanbench_plots::model::ResultsDoc;
 use crate::compare::metrics::{Criteria, Verdict};
 use crate::compare::paired::{compare_paired, PairedComparison};
 use crate::compare::render::{paired_markdown, paired_text, PairedHeader};
+use crate::interrupt::{self, Interrupted};
 use crate::measure::{assemble_rounds, LiveServer, Placement, PlacementArgs, Row, QUICK};
 use crate::results::measured::Measured;
 use crate::results::provenance::new_results_file;
@@ -320,8 +321,14 @@ pub fn run(args: CompareRevsArgs) -> anyhow::Result<()> {
     let total = rows.len() * scenarios.len();
     let mut extra_budget = (EXTRA_SHARE * (total as f64) * f64::from(args.rounds)).ceil() as u32;
     let mut done = 0;
-    for scenario in &scenarios {
+    // Told to stop, the servers are stopped at once (the signal thread), the pair in flight
+    // is abandoned and what was measured is written, flagged partial.
+    interrupt::install()?;
+    'pairs: for scenario in &scenarios {
         for row in &rows {
+            if interrupt::received().is_some() {
+                break 'pairs;
+            }
             done += 1;
             eprintln!(
                 "fanbench: [{done}/{total}] {} on {} ({:.0} s elapsed)",
@@ -352,6 +359,9 @@ pub fn run(args: CompareRevsArgs) -> anyhow::Result<()> {
                     base.file.results.push(b);
                     new.file.results.push(n);
                 }
+                // Once told to stop, a failure is the stop's doing (e.g. a server stopped while
+                // it started), not the pair's.
+                Err(_) if interrupt::received().is_some() => break 'pairs,
                 Err(err) => {
                     let reason = format!("{err:#}");
                     eprintln!(
@@ -378,6 +388,12 @@ pub fn run(args: CompareRevsArgs) -> anyhow::Result<()> {
     }
     let elapsed = measured_started.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&staging);
+    if let Some(by) = interrupt::received() {
+        return finish_interrupted(by, &run_dir, &scenarios, &rows, &mut base, &mut new);
+    }
+    for side in [&mut base, &mut new] {
+        side.file.partial = false;
+    }
     write_sides(&run_dir, &mut base, &mut new)?;
     let comparison = analyse(&run_dir, &args, notes)?;
     let header = PairedHeader {
@@ -475,6 +491,8 @@ impl Interleave<'_> {
             }
             let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
             for side in order {
+                // No new server once told to stop (the signal thread stops the running ones).
+                interrupt::check()?;
                 let tag = format!("{}.r{round}", SIDE_TAGS[side]);
                 let mut server = LiveServer::start(
                     row,
@@ -538,6 +556,49 @@ impl Interleave<'_> {
 
 /// The log and stats file tags of the two sides.
 const SIDE_TAGS: [&str; 2] = ["base", "new"];
+
+/// Told to stop: every pair not measured is listed as skipped with the signal, both files
+/// are written flagged partial, and the error says how the run was stopped.
+fn finish_interrupted(
+    by: Interrupted,
+    run_dir: &Path,
+    scenarios: &[Scenario],
+    rows: &[Row],
+    base: &mut Side,
+    new: &mut Side,
+) -> anyhow::Result<()> {
+    let reason = format!("not measured: the run was {by}");
+    for side in [&mut *base, &mut *new] {
+        for scenario in scenarios {
+            for row in rows {
+                let file = &side.file;
+                let done = file
+                    .results
+                    .iter()
+                    .any(|r| r.scenario == scenario.name && r.runtime == row.name())
+                    || file.skipped.iter().any(|s| {
+                        s.runtime == row.name() && s.scenario.as_deref() == Some(&scenario.name)
+                    });
+                if !done {
+                    side.file.skipped.push(Skipped {
+                        scenario: Some(scenario.name.clone()),
+                        runtime: row.name().to_string(),
+                        reason: reason.clone(),
+                    });
+                }
+            }
+        }
+        side.file.partial = true;
+        side.file.interrupted_by = Some(by.signal_name());
+    }
+    write_sides(run_dir, base, new)?;
+    eprintln!(
+        "fanbench: {by}: the pairs measured so far are in {0}; `fanbench compare --paired \
+         {0}/base {0}/new` compares them",
+        run_dir.display()
+    );
+    Err(by.into())
+}
 
 fn write_sides(run_dir: &Path, base: &mut Side, new: &mut Side) -> anyhow::Result<()> {
     for (name, side) in [("base", base), ("new", new)] {
