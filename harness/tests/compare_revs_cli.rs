@@ -8,6 +8,8 @@ use std::process::Output;
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
+mod common;
+
 fn run(args: &[&str]) -> Output {
     std::process::Command::cargo_bin("fanbench")
         .expect("the fanbench binary is built")
@@ -153,7 +155,9 @@ fn sigterm_stops_the_servers_and_writes_what_was_measured() {
             "--runtimes",
             "tokio",
         ])
-        .args(["--rounds", "50", "--cache-dir"])
+        .args(["--rounds", "50"])
+        .args(common::placement_args())
+        .arg("--cache-dir")
         .arg(&cache)
         .arg("--out")
         .arg(&out_dir)

@@ -9,18 +9,20 @@
 //! `d_i = ln(new_i / base_i)` over the rounds where both repetitions are valid; its change is
 //! the geometric mean ratio `exp(mean d) - 1`.
 //!
-//! - **Moderated paired t-test.** With the few rounds a compare can afford (3 by default) a
-//!   plain paired t-test has 2 degrees of freedom and cannot survive a correction for
-//!   hundreds of comparisons. The variance of `d` is therefore shrunk towards the typical
+//! - **Moderated paired t-test.** With the few rounds a compare can afford (7 by default) a
+//!   plain paired t-test has few degrees of freedom, and a correction for hundreds of
+//!   comparisons asks for a large t. The variance of `d` is therefore shrunk towards the typical
 //!   variance of the same metric over every row and workload of the comparison, weighted by
 //!   prior degrees of freedom estimated from the spread of those variances (the empirical
 //!   Bayes estimator of limma: Smyth 2004, "Linear models and empirical Bayes methods for
 //!   assessing differential expression", section 6.2). A row noisier than its peers keeps
 //!   most of its own variance; the test has `rounds - 1 + d0` degrees of freedom.
-//! - **Counted metrics** (syscalls/msg, SQEs/msg) are near-exact counts per message: their
-//!   round-to-round spread is small, so a few rounds decide them. The variance of each round's
-//!   log ratio is floored at the Poisson variance of its counts (`1/count_base + 1/count_new`),
-//!   so a ratio of a handful of events is never taken for an exact one.
+//! - **Counted metrics** (syscalls/msg, SQEs/msg) are counts, but per message they move with
+//!   batching and load (how many messages arrive together): their honest noise is the same
+//!   paired spread over rounds, which a count's Poisson variance alone would understate many
+//!   times over. The variance of each round's log ratio is only floored at the Poisson
+//!   variance of its counts (`1/count_base + 1/count_new`), so a ratio of a handful of events
+//!   is never taken for an exact one.
 //! - **False discovery rate.** Benjamini-Hochberg over every tested row of the table
 //!   (q-values); a change counts when `q < alpha` and `|change|` exceeds the threshold.
 //! - **Negative control.** The reference row (nats-server) runs the same binary on both

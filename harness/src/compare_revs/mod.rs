@@ -43,8 +43,8 @@ use build::RevBinary;
 /// How the verdicts are reached, for `fanbench compare-revs --help`.
 const METHOD_HELP: &str = "\
 Method: for every (workload, runtime) the two servers are measured in alternation, one \
-repetition each per round (A B, B A, ...), on the same CPUs, by this binary's load generator. \
-Each metric's sample is ln(new/base) per round. Test: a paired t-test whose variance is \
+repetition each per round (A B, B A, ...), each repetition by a server started for it, on \
+the same CPUs, by this binary's load generator. Each metric's sample is ln(new/base) per round. Test: a paired t-test whose variance is \
 shrunk towards the typical variance of that metric over the whole table (empirical Bayes, as \
 in limma); counted metrics (syscalls/msg, SQEs/msg) have their variance floored at the \
 Poisson variance of their counts. A change counts when its Benjamini-Hochberg q-value over \
