@@ -145,7 +145,8 @@ pub struct Sweep {
 /// CPU at 95% of its cores or more: the server's own limit, whatever else went wrong),
 /// `instrument-limited` (headroom under 1.5 or read delay over its bound), `host-noise`
 /// (a pacing hiccup or latency spike while the host stole CPU), `load-generator` (the pacer
-/// fell behind or the load generator saturated), `loss`, `slo`.
+/// fell behind, the load generator saturated, or it sampled the window's boundaries late),
+/// `loss`, `slo`.
 pub fn ended_by(result: &ScenarioResult, slo_p99_us: f64) -> Option<&'static str> {
     if unsustained_reasons(result, slo_p99_us).is_empty() {
         return None;
@@ -166,7 +167,13 @@ pub fn ended_by(result: &ScenarioResult, slo_p99_us: f64) -> Option<&'static str
         "instrument-limited"
     } else if lg(&|l| !l.host_noise_windows.is_empty()) && result.summary.headline.lost == 0 {
         "host-noise"
-    } else if lg(&|l| l.behind_schedule || l.saturated) {
+    } else if lg(&|l| {
+        l.behind_schedule
+            || l.saturated
+            || l.boundary_late_us.is_some_and(|us| {
+                us * 1e3 > crate::measure::validity::BOUNDARY_LATE_LIMIT_NS as f64
+            })
+    }) {
         "load-generator"
     } else if result.summary.headline.lost > 0 {
         "loss"

@@ -178,6 +178,15 @@ pub struct LoadReport {
     /// the hooks set no mark.
     #[serde(default)]
     pub received_since_mark: Option<u64>,
+    /// The measured window as scheduled (its end minus its start): the span
+    /// `received_in_window` counts over, so the throughput's divisor.
+    #[serde(default)]
+    pub scheduled_window_ns: u64,
+    /// The latest the coordinating thread ran the hooks after a boundary of the window (its
+    /// start, each second, its end). The server's counters are read then: a late reading
+    /// covers more than the part of the window it closes.
+    #[serde(default)]
+    pub boundary_late_ns: u64,
     /// Read time - kernel receive time per message (ns): the instrument's own lag. Empty on
     /// the readiness path.
     #[serde(with = "histogram_text")]
@@ -237,6 +246,7 @@ pub(super) fn assemble(
         grace_ns,
         steal_per_window,
         marked,
+        boundary_late_ns,
     } = driven;
     let mut latency = stats::latency_histogram();
     let mut service_latency = stats::latency_histogram();
@@ -345,6 +355,8 @@ pub(super) fn assemble(
         loadgen_cpu: cpu,
         received_in_window,
         received_since_mark: marked.then_some(received_since_mark),
+        scheduled_window_ns: timeline.window_end_ns - timeline.window_start_ns,
+        boundary_late_ns,
         read_delay,
         receive_path,
         rx,

@@ -145,6 +145,8 @@ pub(super) struct Driven {
     pub(super) steal_per_window: Vec<Option<f64>>,
     /// Whether the hooks set a mark.
     pub(super) marked: bool,
+    /// The latest any boundary's hooks ran after the boundary.
+    pub(super) boundary_late_ns: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -225,15 +227,24 @@ fn drive(
         })
         .context("spawning the pacer thread")?;
 
+    // How late the hooks ran after each boundary: the server's counters are read then, so
+    // a late reading covers more than the second it closes.
+    let mut boundary_late_ns = 0u64;
+    let mut late = |boundary_ns: u64| {
+        boundary_late_ns = boundary_late_ns.max(os::now_ns().saturating_sub(boundary_ns));
+    };
     sleep_until_or_interrupted(window_start_ns)?;
+    late(window_start_ns);
     hooks.measure_start();
     let cpu_start = CpuSample::take(shared);
     let started = Instant::now();
     // /proc/stat at every second of the window: host steal per window, client CPUs' busy share.
     let mut stat_marks = vec![cpustat::snapshot().ok()];
     for w in 1..timeline.windows() as u64 {
-        sleep_until_or_interrupted(window_start_ns + w * 1_000_000_000)?;
+        let boundary_ns = window_start_ns + w * 1_000_000_000;
+        sleep_until_or_interrupted(boundary_ns)?;
         stat_marks.push(cpustat::snapshot().ok());
+        late(boundary_ns);
         hooks.second_done(w as u32 - 1);
         if let Some(mark) = hooks.mark() {
             let _ = shared.mark_ns.compare_exchange(
@@ -245,6 +256,7 @@ fn drive(
         }
     }
     sleep_until_or_interrupted(window_end_ns)?;
+    late(window_end_ns);
     hooks.measure_end();
     let cpu_end = CpuSample::take(shared);
     stat_marks.push(cpustat::snapshot().ok());
@@ -297,6 +309,7 @@ fn drive(
         grace_ns,
         steal_per_window,
         marked: shared.mark_ns.load(std::sync::atomic::Ordering::Relaxed) != u64::MAX,
+        boundary_late_ns,
     })
 }
 

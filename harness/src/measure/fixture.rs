@@ -57,6 +57,8 @@ pub fn clean_report() -> LoadReport {
         },
         received_in_window: 2000,
         received_since_mark: None,
+        scheduled_window_ns: 1_000_000_000,
+        boundary_late_ns: 50_000,
         read_delay: histogram(&[1_000]),
         receive_path: ReceivePath {
             name: "test".into(),

@@ -12,7 +12,7 @@ mod placement;
 pub mod record;
 mod row;
 mod timing;
-mod validity;
+pub(crate) mod validity;
 
 #[cfg(test)]
 pub(crate) mod fixture;

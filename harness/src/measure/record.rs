@@ -36,8 +36,14 @@ pub fn repetition(
     } = placement;
     let window_s = report.window_ns as f64 / 1e9;
     let us = |ns: u64| ns as f64 / 1000.0;
-    let throughput = if window_s > 0.0 {
-        report.received_in_window as f64 / window_s
+    // Received messages are counted by kernel receive time inside the window as scheduled,
+    // so that is the divisor, not the time the coordinating thread took to get through it.
+    let scheduled_s = match report.scheduled_window_ns {
+        0 => window_s,
+        ns => ns as f64 / 1e9,
+    };
+    let throughput = if scheduled_s > 0.0 {
+        report.received_in_window as f64 / scheduled_s
     } else {
         0.0
     };
@@ -164,6 +170,7 @@ pub fn repetition(
                 },
             ),
             received_in_window: report.received_in_window,
+            boundary_late_us: Some(us(report.boundary_late_ns)),
             cpu_us_per_msg: if !(cpu.user_s + cpu.sys_s).is_finite() {
                 Measured::null("the load generator's CPU time could not be read")
             } else if report.received_in_window == 0 {
@@ -248,5 +255,28 @@ mod tests {
             rep.server.syscalls.total.null_reason(),
             Some("no pid in this test")
         );
+    }
+
+    #[test]
+    fn throughput_divides_by_the_window_as_scheduled_not_as_lived() {
+        let mut report = clean_report();
+        // The coordinating thread got through the 1 s window in 1.5 s.
+        report.window_ns = 1_500_000_000;
+        let (server, headline) = ServerSampler::without_pid("no pid in this test").finish(&report);
+        let rep = repetition(
+            0,
+            "2026-01-01T00:00:00Z".into(),
+            &report,
+            server,
+            headline,
+            RepetitionPlacement {
+                client_cpus: &[1],
+                server_cores: Some(1),
+                payload_bytes: 128,
+            },
+        )
+        .expect("repetition");
+        assert_eq!(rep.headline.throughput_msgs_per_s, 2000.0);
+        assert_eq!(rep.load_generator.boundary_late_us, Some(50.0));
     }
 }

@@ -4,6 +4,10 @@
 use super::instrument::{read_delay_limit_ns, HEADROOM_LIMIT};
 use crate::loadgen::LoadReport;
 
+/// Latest a boundary of the window may be sampled: a reading this late stretches a one-second
+/// part by 1 %, and the server's CPU per message with it.
+pub const BOUNDARY_LATE_LIMIT_NS: u64 = 10_000_000;
+
 /// Why a repetition is invalid (empty: valid). `headroom`: the calibrated ceiling over this
 /// repetition's throughput, when known.
 pub fn invalid_reasons(report: &LoadReport, headroom: Option<f64>) -> Vec<String> {
@@ -39,6 +43,13 @@ pub fn invalid_reasons(report: &LoadReport, headroom: Option<f64>) -> Vec<String
         reasons.push(format!(
             "healthy subscribers lost {} of {} messages ({} subscribers affected)",
             report.lost, report.expected, report.subscribers_with_loss
+        ));
+    }
+    if report.boundary_late_ns > BOUNDARY_LATE_LIMIT_NS {
+        reasons.push(format!(
+            "the window's boundaries were sampled up to {:.1} ms late (the coordinating thread \
+             was held off its CPU): the server's counters cover more than the window",
+            report.boundary_late_ns as f64 / 1e6
         ));
     }
     if report.expected == 0 {
@@ -100,6 +111,12 @@ mod tests {
         let reasons = invalid_reasons(&lossy, None);
         assert_eq!(reasons.len(), 1);
         assert!(reasons[0].contains("lost 3 of 2000"), "{reasons:?}");
+
+        let mut late = clean_report();
+        late.boundary_late_ns = BOUNDARY_LATE_LIMIT_NS + 1;
+        let reasons = invalid_reasons(&late, None);
+        assert_eq!(reasons.len(), 1);
+        assert!(reasons[0].contains("10.0 ms late"), "{reasons:?}");
 
         let reasons = invalid_reasons(&clean_report(), Some(1.2));
         assert_eq!(reasons.len(), 1);

@@ -101,6 +101,7 @@ pub fn rep(index: u32, throughput: f64, latency: f64, syscalls: Option<f64>) -> 
             receive_fallback_reason: None,
             read_delay_us: Measured::null("test"),
             received_in_window: 200,
+            boundary_late_us: Some(40.0),
             cpu_us_per_msg: Measured::Value(1.5),
             client_cpu_shares: vec![CpuShare {
                 cpu: 1,

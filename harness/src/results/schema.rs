@@ -418,6 +418,10 @@ pub struct LoadGenerator {
     /// window: the throughput numerator.
     #[serde(default)]
     pub received_in_window: u64,
+    /// The latest the window's boundaries (start, each second, end) were sampled, in us after
+    /// the boundary; over 10 ms the repetition is invalid (absent in older files).
+    #[serde(default)]
+    pub boundary_late_us: Option<f64>,
     /// Load generator process CPU (user + sys) in the window / messages received in it.
     #[serde(flatten, with = "fields::loadgen_cpu_us_per_msg")]
     pub cpu_us_per_msg: Measured<f64>,
