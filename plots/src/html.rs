@@ -377,6 +377,14 @@ fn sweep_section(out: &mut String, sweep: &SweepDoc, charts: &[Chart]) {
         "<h2 id=\"sweep\">Max sustainable throughput (sweep)</h2>\n<p>SLO: p99 ≤ {}, no message lost, run valid.</p>",
         escape(&fmt_latency_us(sweep.slo_p99_us))
     );
+    if sweep.partial {
+        let _ = writeln!(
+            out,
+            "<div class=\"banner\"><b>Partial sweep</b>: interrupted by {}; the rows below are \
+             what was measured before it.</div>",
+            escape(sweep.interrupted_by.as_deref().unwrap_or("a signal"))
+        );
+    }
     out.push_str(
         "<table><tr><th class=\"l\">scenario</th><th class=\"l\">runtime</th><th>max sustainable (deliveries/s)</th>\
          <th>steps</th><th class=\"l\">ended by</th><th class=\"l\" style=\"min-width:40em\">stopped because</th></tr>\n",
