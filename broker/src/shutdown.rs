@@ -7,8 +7,9 @@
 //! most one waker per live `Wait`, however often a waiter is polled: a waiter polled on every
 //! turn of its executor (the accept loop under Tokio's `LocalSet`, which polls the main future
 //! whenever any local task wakes) must not add a waker per poll. `Waker::will_wake` alone
-//! cannot guarantee that: it compares vtable pointers, and a clone of a Tokio waker may carry
-//! another copy of the same vtable, so a clone never "will wake" the waker it came from.
+//! cannot guarantee that: it compares data and vtable pointers, and on the `tokio` row the
+//! stored clone never compared equal to the waker of the next poll
+//! (`runtimes/tokio/tests/shutdown_wait.rs`), so every poll added one.
 
 use std::future::Future;
 use std::pin::Pin;
