@@ -95,7 +95,9 @@ struct WindowPoint {
 }
 
 /// Start against end: medians of the first and the last minute (or sixth of the run, when
-/// shorter), so one noisy second moves nothing.
+/// shorter), so one noisy second moves nothing. Then the verdict: a least-squares line through
+/// the samples of the window's last half; RSS (descriptors) are flat when that line rises by
+/// less than [`FLAT_RSS_RISE_BYTES`] ([`FLAT_FDS_RISE`]) over it.
 #[derive(Debug, Serialize)]
 struct Summary {
     rss_first_minute_bytes: Option<f64>,
@@ -106,7 +108,28 @@ struct Summary {
     fds_max: Option<u64>,
     p99_first_minute_us: Option<f64>,
     p99_last_minute_us: Option<f64>,
+    /// The stretch the lines are fitted over: the last half of the measured window.
+    fit_from_s: f64,
+    fit_to_s: f64,
+    rss_slope_bytes_per_s: Option<f64>,
+    /// Slope times the stretch's length: what the line gains over it.
+    rss_rise_bytes: Option<f64>,
+    rss_flat: Option<bool>,
+    fds_slope_per_s: Option<f64>,
+    fds_rise: Option<f64>,
+    fds_flat: Option<bool>,
 }
+
+/// RSS is flat when the line fitted through the last half of the window rises by less than
+/// this: over the last half of a 5-minute soak, about 7 KiB/s. Allocator noise on a steady
+/// load moves RSS in steps of a few hundred KiB at most, and holds still for minutes; a leak
+/// of a few bytes per message passes it within minutes (at fanout-100, 16 B per publish is
+/// 8 KiB/s). A longer soak detects a smaller slope.
+const FLAT_RSS_RISE_BYTES: f64 = 1024.0 * 1024.0;
+
+/// Descriptors are flat when the fitted line rises by less than one over the last half: a
+/// soak holds a fixed set of connections, so any steady gain is a descriptor leak.
+const FLAT_FDS_RISE: f64 = 1.0;
 
 /// `fanbench soak`.
 pub fn run(args: SoakArgs) -> anyhow::Result<()> {
@@ -356,6 +379,16 @@ fn summarize(samples: &[Sample], windows: &[WindowPoint], start_s: f64, end_s: f
         .filter(|s| s.t_s >= start_s && s.t_s <= end_s)
         .collect();
     let (rss_first, rss_last) = (rss(&first), rss(&last));
+    let fit_from_s = start_s + (end_s - start_s) / 2.0;
+    let in_fit = || {
+        samples
+            .iter()
+            .filter(move |s| s.t_s >= fit_from_s && s.t_s <= end_s)
+    };
+    let rss_slope = slope(in_fit().filter_map(|s| Some((s.t_s, s.rss_bytes? as f64))));
+    let fds_slope = slope(in_fit().filter_map(|s| Some((s.t_s, s.fds? as f64))));
+    let rise = |slope: Option<f64>| slope.map(|k| k * (end_s - fit_from_s));
+    let (rss_rise, fds_rise) = (rise(rss_slope), rise(fds_slope));
     Summary {
         rss_first_minute_bytes: rss_first,
         rss_last_minute_bytes: rss_last,
@@ -365,12 +398,36 @@ fn summarize(samples: &[Sample], windows: &[WindowPoint], start_s: f64, end_s: f
         fds_max: in_window.iter().filter_map(|s| s.fds).max(),
         p99_first_minute_us: p99(&first),
         p99_last_minute_us: p99(&last),
+        fit_from_s,
+        fit_to_s: end_s,
+        rss_slope_bytes_per_s: rss_slope,
+        rss_rise_bytes: rss_rise,
+        rss_flat: rss_rise.map(|r| r < FLAT_RSS_RISE_BYTES),
+        fds_slope_per_s: fds_slope,
+        fds_rise,
+        fds_flat: fds_rise.map(|r| r < FLAT_FDS_RISE),
     }
+}
+
+/// Least-squares slope of `(x, y)` points; `None` with fewer than two distinct x.
+fn slope(points: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
+    let points: Vec<(f64, f64)> = points.collect();
+    let n = points.len() as f64;
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    (points.len() >= 2 && sxx > 0.0).then(|| sxy / sxx)
 }
 
 fn print_summary(row: &SoakRow) {
     let mib = |b: Option<f64>| b.map_or("null".into(), |b| format!("{:.1}", b / 1048576.0));
     let us = |v: Option<f64>| v.map_or("null".into(), |v| format!("{v:.0}"));
+    let verdict = |flat: Option<bool>| match flat {
+        Some(true) => "flat",
+        Some(false) => "GROWING",
+        None => "unknown",
+    };
     let s = &row.summary;
     eprintln!(
         "fanbench:   {}: RSS {} -> {} MiB, descriptors {:?} -> {:?} (max {:?}), p99 {} -> {} us, \
@@ -385,6 +442,17 @@ fn print_summary(row: &SoakRow) {
         us(s.p99_last_minute_us),
         row.lost,
         row.expected
+    );
+    eprintln!(
+        "fanbench:   {}: over the last {:.0} s, RSS {} ({} KiB/s), descriptors {} ({}/min)",
+        row.runtime,
+        s.fit_to_s - s.fit_from_s,
+        verdict(s.rss_flat),
+        s.rss_slope_bytes_per_s
+            .map_or("null".into(), |k| format!("{:.2}", k / 1024.0)),
+        verdict(s.fds_flat),
+        s.fds_slope_per_s
+            .map_or("null".into(), |k| format!("{:.2}", k * 60.0)),
     );
 }
 
@@ -422,5 +490,53 @@ mod tests {
         // First stretch (10 s): windows ending at 1..9 s; last: 51..60 s.
         assert_eq!(s.p99_first_minute_us, Some(5.0));
         assert_eq!(s.p99_last_minute_us, Some(55.5));
+    }
+
+    fn samples(rss: impl Fn(u64) -> u64, fds: impl Fn(u64) -> u64) -> Vec<Sample> {
+        (0..=300)
+            .map(|t| Sample {
+                t_s: t as f64,
+                rss_bytes: Some(rss(t)),
+                fds: Some(fds(t)),
+                threads: Some(1),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_steady_gain_over_the_last_half_is_growth_and_an_early_step_is_not() {
+        const MIB: u64 = 1024 * 1024;
+        // 11 KiB/s from the start, as a leak of a few bytes per message does.
+        let leak = summarize(
+            &samples(|t| 20 * MIB + 11 * 1024 * t, |_| 112),
+            &[],
+            0.0,
+            300.0,
+        );
+        assert_eq!(leak.fit_from_s, 150.0);
+        let k = leak.rss_slope_bytes_per_s.expect("slope");
+        assert!((k - 11.0 * 1024.0).abs() < 1e-6, "slope {k}");
+        assert_eq!(leak.rss_flat, Some(false));
+        assert_eq!(leak.fds_flat, Some(true));
+        // A 3 MiB step in the first half (queues grown in a stall), flat after it.
+        let step = summarize(
+            &samples(|t| if t < 40 { 12 * MIB } else { 15 * MIB }, |_| 112),
+            &[],
+            0.0,
+            300.0,
+        );
+        assert_eq!(step.rss_slope_bytes_per_s, Some(0.0));
+        assert_eq!(step.rss_flat, Some(true));
+        // One descriptor more every minute.
+        let fds = summarize(&samples(|_| 20 * MIB, |t| 112 + t / 60), &[], 0.0, 300.0);
+        assert_eq!(fds.fds_flat, Some(false));
+        assert_eq!(fds.rss_flat, Some(true));
+    }
+
+    #[test]
+    fn no_samples_in_the_last_half_is_no_verdict() {
+        let s = summarize(&samples(|_| 1, |_| 1)[..10], &[], 0.0, 300.0);
+        assert_eq!((s.rss_flat, s.fds_flat), (None, None));
+        assert_eq!(s.rss_slope_bytes_per_s, None);
     }
 }

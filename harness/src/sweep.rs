@@ -120,6 +120,9 @@ pub struct SweepFile {
     pub toolchain: Toolchain,
     pub slo_p99_us: f64,
     pub step_factor: f64,
+    /// A signal stopped the sweep: `sweeps` holds what was measured before it.
+    pub partial: bool,
+    pub interrupted_by: Option<String>,
     pub sweeps: Vec<Sweep>,
 }
 
@@ -407,6 +410,7 @@ pub fn sweep_rows(
         );
         sweeps.push(sweep);
     }
+    let interrupted = crate::interrupt::received();
     SweepFile {
         schema_version: SCHEMA_VERSION,
         kind: "sweep",
@@ -419,6 +423,8 @@ pub fn sweep_rows(
         toolchain: provenance.toolchain.clone(),
         slo_p99_us: settings.slo_p99_us,
         step_factor: settings.step_factor,
+        partial: interrupted.is_some(),
+        interrupted_by: interrupted.map(|i| i.signal_name()),
         sweeps,
     }
 }
@@ -458,8 +464,11 @@ pub fn bench_all_sweep(
     write_sweep(run_dir, &file)
 }
 
-/// `fanbench sweep`.
+/// `fanbench sweep`. A signal (SIGINT, SIGTERM, SIGHUP) stops the server of the step in
+/// flight, and the sweep is written with what was measured, flagged partial, and its report;
+/// the error returned then carries the signal (exit status 128 + it).
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    crate::interrupt::install()?;
     if let Some(path) = &args.calibration {
         crate::measure::instrument::load_calibration(path)?;
     }
@@ -518,7 +527,10 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     eprintln!("fanbench: sweep written to {}", path.display());
     let report = crate::report::render(&path, None)?;
     eprintln!("fanbench: chart and report in {}", report.index.display());
-    Ok(())
+    match crate::interrupt::received() {
+        Some(by) => Err(by.into()),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -624,6 +636,8 @@ mod tests {
             },
             slo_p99_us: 10_000.0,
             step_factor: 2.0,
+            partial: false,
+            interrupted_by: None,
             sweeps: vec![Sweep {
                 scenario: r.scenario.clone(),
                 runtime: r.runtime.clone(),

@@ -1,6 +1,7 @@
 //! The harness keeps what it measured whatever stops it: a server that dies mid-run, a
-//! SIGTERM to `bench-all` or `run`, a `--resume` of the interrupted run. The real binary is
-//! driven as a CI job or a user would; the workloads are the smallest that still measure.
+//! SIGTERM to `bench-all`, `run`, `sweep` or `calibrate`, a `--resume` of the interrupted run.
+//! The real binary is driven as a CI job or a user would; the workloads are the smallest that
+//! still measure.
 
 mod common;
 use common::{fanbench, placement_args};
@@ -47,8 +48,8 @@ fn bench_all(out: &Path) -> Child {
         .expect("start bench-all")
 }
 
-/// Pids of `parent`'s child processes that are servers (`serve` in their command line).
-fn servers_of(parent: u32) -> Vec<u32> {
+/// Pids of `parent`'s child processes with `word` in their command line.
+fn children_running(parent: u32, word: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -61,7 +62,7 @@ fn servers_of(parent: u32) -> Vec<u32> {
         let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
         let ppid = after.split_whitespace().nth(1).and_then(|p| p.parse().ok());
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("serve") {
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains(word) {
             pids.push(pid);
         }
     }
@@ -70,12 +71,20 @@ fn servers_of(parent: u32) -> Vec<u32> {
 
 /// Waits until `parent` has a server child that is not in `seen`; returns its pid.
 fn wait_for_new_server(parent: u32, seen: &[u32], timeout: Duration) -> u32 {
+    wait_for_new_child(parent, "serve", seen, timeout)
+}
+
+/// Waits until `parent` has a child running `word` that is not in `seen`; returns its pid.
+fn wait_for_new_child(parent: u32, word: &str, seen: &[u32], timeout: Duration) -> u32 {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(pid) = servers_of(parent).into_iter().find(|p| !seen.contains(p)) {
+        if let Some(pid) = children_running(parent, word)
+            .into_iter()
+            .find(|p| !seen.contains(p))
+        {
             return pid;
         }
-        assert!(Instant::now() < deadline, "no new server started");
+        assert!(Instant::now() < deadline, "no new {word} process started");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -282,6 +291,95 @@ fn sigterm_to_run_keeps_the_completed_repetitions() {
         .as_array()
         .expect("the completed repetitions are kept");
     assert!(!reps.is_empty() && reps.len() < 5, "{}", reps.len());
+}
+
+#[test]
+fn sigterm_to_sweep_writes_the_steps_measured_a_report_and_leaves_no_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut harness = fanbench()
+        .args(["sweep", "--runtime", ROWS, "--workload", "seed-5x5"])
+        .args(["--publishers", "1", "--subscribers", "3", "--rate", "100"])
+        .args(["--duration", "1s", "--warmup", "200ms", "--max-steps", "6"])
+        .args(placement_args())
+        .arg("--out")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sweep");
+    // One server per step: the second one means the first step was measured.
+    let first = wait_for_new_server(harness.id(), &[], Duration::from_secs(60));
+    let second = wait_for_new_server(harness.id(), &[first], Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
+    signal(harness.id(), libc::SIGTERM);
+    let status = wait_with_timeout(&mut harness, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(143), "{status}");
+    assert!(
+        is_gone(first) && is_gone(second),
+        "a server was left running"
+    );
+    let run = run_dir(dir.path());
+    let json = read_json(&run.join("sweep.json"));
+    assert_eq!(json["partial"], true);
+    assert_eq!(json["interrupted_by"], "SIGTERM");
+    let sweeps = json["sweeps"].as_array().expect("sweeps");
+    assert_eq!(sweeps.len(), 1, "the second row was not started");
+    assert_eq!(sweeps[0]["ended_by"], "interrupted");
+    assert!(!sweeps[0]["steps"].as_array().expect("steps").is_empty());
+    let index = std::fs::read_to_string(run.join("index.html")).expect("report written");
+    assert!(index.contains("Partial sweep"));
+}
+
+#[test]
+fn sigterm_to_calibrate_writes_the_finished_configurations_and_leaves_no_blaster() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("calibration.json");
+    let mut harness = fanbench()
+        .args([
+            "calibrate",
+            "--payloads",
+            "128",
+            "--frames-per-send",
+            "64,1",
+        ])
+        .args(["--subscribers", "10", "--step-s", "0.3"])
+        .args(["--first-step", "200000", "--step-factor", "4"])
+        .args(placement_args())
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start calibrate");
+    // One blaster per configuration: the second one means the first was finished.
+    let first = wait_for_new_child(harness.id(), "blaster", &[], Duration::from_secs(60));
+    let second = wait_for_new_child(harness.id(), "blaster", &[first], Duration::from_secs(120));
+    std::thread::sleep(Duration::from_millis(300));
+    signal(harness.id(), libc::SIGTERM);
+    let status = wait_with_timeout(&mut harness, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(143), "{status}");
+    assert!(
+        is_gone(first) && is_gone(second),
+        "a blaster was left running"
+    );
+    let json = read_json(&out);
+    assert_eq!(json["partial"], true);
+    assert_eq!(json["interrupted_by"], "SIGTERM");
+    let ceilings = json["ceilings"].as_array().expect("ceilings");
+    assert_eq!(ceilings.len(), 1, "only the finished configuration");
+    assert_eq!(ceilings[0]["frames_per_send"], 64);
+    // A partial calibration is not read as one.
+    let refused = fanbench()
+        .args(["run", "--runtime", "tokio", "--calibration"])
+        .arg(&out)
+        .output()
+        .expect("run with the partial calibration");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("partial calibration"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }
 
 #[test]

@@ -377,6 +377,14 @@ fn sweep_section(out: &mut String, sweep: &SweepDoc, charts: &[Chart]) {
         "<h2 id=\"sweep\">Max sustainable throughput (sweep)</h2>\n<p>SLO: p99 ≤ {}, no message lost, run valid.</p>",
         escape(&fmt_latency_us(sweep.slo_p99_us))
     );
+    if sweep.partial {
+        let _ = writeln!(
+            out,
+            "<div class=\"banner\"><b>Partial sweep</b>: interrupted by {}; the rows below are \
+             what was measured before it.</div>",
+            escape(sweep.interrupted_by.as_deref().unwrap_or("a signal"))
+        );
+    }
     out.push_str(
         "<table><tr><th class=\"l\">scenario</th><th class=\"l\">runtime</th><th>max sustainable (deliveries/s)</th>\
          <th>steps</th><th class=\"l\">ended by</th><th class=\"l\" style=\"min-width:40em\">stopped because</th></tr>\n",
@@ -593,8 +601,14 @@ pub fn soak_index(doc: &serde_json::Value, chart: &Chart) -> String {
     }
     figure(&mut out, chart);
     out.push_str(
+        "<p>Flat means: a least-squares line through the samples of the last half of the \
+         window rises by less than 1 MiB (RSS) and less than one descriptor over that half \
+         (results/README.md, <code>soak.json</code>).</p>\n",
+    );
+    out.push_str(
         "<table><tr><th>runtime</th><th>RSS first minute (MiB, median)</th><th>RSS last minute</th>\
-         <th>RSS growth (MiB)</th><th>descriptors first</th><th>last</th><th>max</th>\
+         <th>RSS growth (MiB)</th><th>RSS slope, last half (KiB/s)</th><th>RSS</th>\
+         <th>descriptors first</th><th>last</th><th>max</th><th>descriptors</th>\
          <th>p99 first minute (µs, median)</th><th>p99 last minute</th><th>delivered</th><th>lost</th></tr>\n",
     );
     for row in doc["rows"].as_array().into_iter().flatten() {
@@ -603,16 +617,29 @@ pub fn soak_index(doc: &serde_json::Value, chart: &Chart) -> String {
             v.as_f64()
                 .map_or_else(|| "null".to_owned(), |b| format!("{:.1}", b / 1048576.0))
         };
+        // Files written before the verdict existed have no `rss_flat`: shown as unknown.
+        let verdict = |v: &serde_json::Value| match v.as_bool() {
+            Some(true) => "flat",
+            Some(false) => "<b>growing</b>",
+            None => "unknown",
+        };
+        let kib_s = |v: &serde_json::Value| {
+            v.as_f64()
+                .map_or_else(|| "null".to_owned(), |b| format!("{:.2}", b / 1024.0))
+        };
         let _ = writeln!(
             out,
-            "<tr>{}<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr>{}<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             runtime_cell(row["runtime"].as_str().unwrap_or("")),
             mib(&s["rss_first_minute_bytes"]),
             mib(&s["rss_last_minute_bytes"]),
             mib(&s["rss_growth_bytes"]),
+            kib_s(&s["rss_slope_bytes_per_s"]),
+            verdict(&s["rss_flat"]),
             text(&s["fds_first"]),
             text(&s["fds_last"]),
             text(&s["fds_max"]),
+            verdict(&s["fds_flat"]),
             text(&s["p99_first_minute_us"]),
             text(&s["p99_last_minute_us"]),
             text(&row["delivered"]),

@@ -389,6 +389,11 @@ pub struct SweepDoc {
     #[serde(default)]
     pub host: Host,
     pub slo_p99_us: f64,
+    /// A signal stopped the sweep before every row was swept.
+    #[serde(default)]
+    pub partial: bool,
+    #[serde(default)]
+    pub interrupted_by: Option<String>,
     #[serde(default)]
     pub sweeps: Vec<Sweep>,
 }

@@ -150,7 +150,21 @@ pub struct Calibration {
     pub ceilings: Vec<Ceiling>,
 }
 
+/// What `fanbench calibrate --out` writes: the calibration, and whether a signal cut it short.
+#[derive(Serialize)]
+struct CalibrationFile<'a> {
+    #[serde(flatten)]
+    calibration: &'a Calibration,
+    /// A signal stopped the calibration: `ceilings` holds the configurations finished before it.
+    partial: bool,
+    interrupted_by: Option<String>,
+}
+
+/// `fanbench calibrate`. A signal (SIGINT, SIGTERM, SIGHUP) stops the blaster, prints and
+/// writes (flagged partial) the configurations finished before it, and the error returned
+/// then carries the signal (exit status 128 + it).
 pub fn run(args: CalibrateArgs) -> Result<()> {
+    crate::interrupt::install()?;
     let settings = Settings {
         subscribers: args.subscribers,
         payloads: args.payloads.clone(),
@@ -160,7 +174,28 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         first_step: args.first_step,
     };
     let placement = args.placement.resolve()?;
-    let calibration = calibrate(&settings, &placement, &mut |line| eprintln!("{line}"))?;
+    let mut calibration = Calibration {
+        receive_path: String::new(),
+        server_cpus: placement.server_cpus.clone(),
+        client_cpus: placement.client_cpus.clone(),
+        step_s: settings.step_s,
+        ceilings: Vec::new(),
+    };
+    let interrupted = match calibrate_into(
+        &settings,
+        &placement,
+        &mut |line| eprintln!("{line}"),
+        &mut calibration,
+    ) {
+        Ok(()) => None,
+        Err(err) => match crate::interrupt::in_chain(&err).or_else(crate::interrupt::received) {
+            Some(by) => {
+                eprintln!("fanbench: calibration {by}: keeping the configurations finished");
+                Some(by)
+            }
+            None => return Err(err),
+        },
+    };
     for c in &calibration.ceilings {
         println!(
             "{:>5} B, {:>2} frames/send: ceiling {} ({})",
@@ -172,11 +207,27 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         );
     }
     if let Some(out) = &args.out {
-        let json = serde_json::to_string_pretty(&calibration)?;
+        let file = CalibrationFile {
+            calibration: &calibration,
+            partial: interrupted.is_some(),
+            interrupted_by: interrupted.map(|by| by.signal_name()),
+        };
+        let json = serde_json::to_string_pretty(&file)?;
         std::fs::write(out, json).with_context(|| format!("writing {}", out.display()))?;
-        println!("calibration written to {}", out.display());
+        println!(
+            "calibration written to {}{}",
+            out.display(),
+            if interrupted.is_some() {
+                " (partial)"
+            } else {
+                ""
+            }
+        );
     }
-    Ok(())
+    match interrupted {
+        Some(by) => Err(by.into()),
+        None => Ok(()),
+    }
 }
 
 /// Runs every configuration; `progress` gets one line per step.
@@ -185,6 +236,25 @@ pub fn calibrate(
     placement: &Placement,
     progress: &mut dyn FnMut(String),
 ) -> Result<Calibration> {
+    let mut calibration = Calibration {
+        receive_path: String::new(),
+        server_cpus: placement.server_cpus.clone(),
+        client_cpus: placement.client_cpus.clone(),
+        step_s: args.step_s,
+        ceilings: Vec::new(),
+    };
+    calibrate_into(args, placement, progress, &mut calibration)?;
+    Ok(calibration)
+}
+
+/// Runs every configuration, adding each finished one to `calibration.ceilings`, so that
+/// what was finished survives an error (an interruption) in a later one.
+fn calibrate_into(
+    args: &Settings,
+    placement: &Placement,
+    progress: &mut dyn FnMut(String),
+    calibration: &mut Calibration,
+) -> Result<()> {
     if args.subscribers == 0 {
         bail!("--subscribers must be at least 1");
     }
@@ -209,8 +279,6 @@ pub fn calibrate(
         bail!("--step-factor must be a number above 1");
     }
     let exe = std::env::current_exe().context("finding the fanbench executable")?;
-    let mut ceilings = Vec::new();
-    let mut receive_path = String::new();
     for &payload in &args.payloads {
         for &k in &args.frames_per_send {
             let addr = free_local_addr()?;
@@ -238,20 +306,14 @@ pub fn calibrate(
                 &placement.client_cpus,
                 placement.server_cpus.len(),
                 progress,
-                &mut receive_path,
+                &mut calibration.receive_path,
             );
             let _ = blaster.stop(STOP_TIMEOUT);
             let _ = std::fs::remove_file(&log);
-            ceilings.push(climbed?);
+            calibration.ceilings.push(climbed?);
         }
     }
-    Ok(Calibration {
-        receive_path,
-        server_cpus: placement.server_cpus.clone(),
-        client_cpus: placement.client_cpus.clone(),
-        step_s: args.step_s,
-        ceilings,
-    })
+    Ok(())
 }
 
 struct BlasterCpu {

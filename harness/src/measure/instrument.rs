@@ -32,6 +32,17 @@ pub fn load_calibration(path: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("reading the calibration {}", path.display()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    // A `fanbench calibrate --out` file cut short by a signal: configurations are missing. (A
+    // results.json's `partial` is about its pairs; its calibration is whole or null.)
+    if value.get("calibration").is_none()
+        && value.get("partial") == Some(&serde_json::Value::Bool(true))
+    {
+        anyhow::bail!(
+            "{} is a partial calibration (interrupted before every configuration was \
+             measured): run `fanbench calibrate` again",
+            path.display()
+        );
+    }
     let calibration = match value.get("calibration") {
         Some(serde_json::Value::Null) => anyhow::bail!(
             "{} holds no calibration (that run skipped it)",

@@ -154,7 +154,9 @@ pub fn chart(doc: &SoakDoc) -> anyhow::Result<Chart> {
                   server's resident memory (VmRSS, sampled every second); middle: its open \
                   descriptors (/proc/PID/fd); bottom: p99 latency from the intended send time, \
                   per second of the measured window. Flat is the claim; a slope is a leak or \
-                  a drift."
+                  a drift: the table below gives each row's verdict (a line fitted through \
+                  the last half of the window rises by less than 1 MiB, and by less than one \
+                  descriptor)."
             .to_owned(),
         svg,
     })
