@@ -42,10 +42,16 @@ pub fn parse(text: &str) -> Result<Snapshot> {
         let Some(rest) = line.strip_prefix("cpu") else {
             continue;
         };
-        let mut fields = rest.split_whitespace();
-        let Some(Ok(cpu)) = fields.next().map(str::parse::<usize>) else {
-            continue; // the aggregate "cpu" line
+        // `cpuN ...` is CPU N; `cpu  ...` (no number) is the aggregate of all CPUs, whose first
+        // field (user ticks) must not be read as a CPU number: indexing by it sized the
+        // snapshot by the host's uptime, tens of MB per snapshot, one per second of a window.
+        let Some((number, rest)) = rest.split_once(char::is_whitespace) else {
+            continue;
         };
+        let Ok(cpu) = number.parse::<usize>() else {
+            continue;
+        };
+        let fields = rest.split_whitespace();
         let values: Vec<u64> = fields
             .map(str::parse)
             .collect::<Result<_, _>>()
@@ -117,6 +123,13 @@ mod tests {
         let (a, b) = (parse(A).expect("a"), parse(B).expect("b"));
         assert!(shares(&a, &b, &[7]).is_empty());
         assert_eq!(shares(&a, &b, &[]).len(), 2);
+    }
+
+    #[test]
+    fn the_aggregate_line_is_not_a_cpu() {
+        let s = parse("cpu  2600000 0 5 7 0 0 0 1 0 0\ncpu0 1 2 3 4 5 6 7 8\n").expect("parse");
+        assert_eq!(s.cpus.len(), 1);
+        assert_eq!(s.cpus[0].map(|t| t.steal), Some(8));
     }
 
     #[test]
