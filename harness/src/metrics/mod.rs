@@ -414,6 +414,9 @@ impl ServerSampler {
             server_cpu_us_per_msg,
             server_peak_rss_bytes: self.peak_rss.clone().into(),
         };
+        if let Ok(counters) = self.counters {
+            counters.close_in_background();
+        }
         (metrics, headline)
     }
 

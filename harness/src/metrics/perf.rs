@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
@@ -160,6 +160,16 @@ impl Counter {
         })
     }
 
+    /// Stops counting at once: the event is no longer scheduled with its thread, so a
+    /// tracepoint's probe finds nothing to count and returns.
+    fn disable(&self) {
+        // SAFETY: the fd is a perf event this Counter owns; DISABLE takes no pointer. A
+        // failure leaves the event counting until it is closed, which costs only time.
+        unsafe {
+            sys::ioctls::DISABLE(self.file.as_raw_fd(), 0);
+        }
+    }
+
     /// The count so far (this thread plus inherited children), read_format = 0: one u64.
     fn read(&self) -> std::io::Result<u64> {
         let mut buf = [0u8; 8];
@@ -192,6 +202,12 @@ impl ProcessEvent {
             bail!("no thread of the process could be counted (did it exit?)");
         }
         Ok(ProcessEvent { counters })
+    }
+
+    fn disable(&self) {
+        for counter in &self.counters {
+            counter.disable();
+        }
     }
 
     /// Sum over the threads (each including its inherited children).
@@ -337,6 +353,30 @@ impl ProcessCounters {
         self.breakdown_missing = set.breakdown_missing;
         self.sqes = set.sqes;
         Ok(())
+    }
+
+    /// Stops every counter now and closes them on a thread of their own. When this process is
+    /// a tracepoint's last user, closing its last event waits for an RCU grace period under the
+    /// kernel's `event_mutex`: about a second for all of them, one after the other. Disabled
+    /// first, the events cost the process nothing meanwhile, and the caller goes on; opening
+    /// tracepoints takes the same mutex, so the next opening waits for these closes if they are
+    /// not done.
+    pub fn close_in_background(self) {
+        let tracepoints = self
+            .syscalls
+            .iter()
+            .chain(self.sqes.iter())
+            .chain(self.breakdown.iter().map(|(_, e)| e));
+        for event in tracepoints.chain(self.task_clock.iter()) {
+            event.disable();
+        }
+        if let Err(err) = std::thread::Builder::new()
+            .name("perf-close".into())
+            .spawn(move || drop(self))
+        {
+            // The counters went into the closure and were dropped with it, here.
+            eprintln!("fanbench: perf counters closed in the foreground ({err})");
+        }
     }
 
     /// Reads every counter. A read failure turns that value into `None`.
