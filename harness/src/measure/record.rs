@@ -223,15 +223,13 @@ mod tests {
     use crate::measure::fixture::clean_report;
     use crate::metrics::ServerSampler;
 
-    #[test]
-    fn repetition_converts_units_and_carries_validity() {
-        let mut report = clean_report();
-        report.lost = 1;
-        let (server, headline) = ServerSampler::without_pid("no pid in this test").finish(&report);
-        let rep = repetition(
+    /// `report` as repetition 0 of a server without a pid, on one core.
+    fn record(report: &LoadReport) -> Repetition {
+        let (server, headline) = ServerSampler::without_pid("no pid in this test").finish(report);
+        repetition(
             0,
             "2026-01-01T00:00:00Z".into(),
-            &report,
+            report,
             server,
             headline,
             RepetitionPlacement {
@@ -240,7 +238,14 @@ mod tests {
                 payload_bytes: 128,
             },
         )
-        .expect("repetition");
+        .expect("repetition")
+    }
+
+    #[test]
+    fn repetition_converts_units_and_carries_validity() {
+        let mut report = clean_report();
+        report.lost = 1;
+        let rep = record(&report);
         assert!(!rep.valid);
         assert_eq!(rep.window_s, 1.0);
         assert_eq!(rep.headline.throughput_msgs_per_s, 2000.0);
@@ -262,20 +267,7 @@ mod tests {
         let mut report = clean_report();
         // The coordinating thread got through the 1 s window in 1.5 s.
         report.window_ns = 1_500_000_000;
-        let (server, headline) = ServerSampler::without_pid("no pid in this test").finish(&report);
-        let rep = repetition(
-            0,
-            "2026-01-01T00:00:00Z".into(),
-            &report,
-            server,
-            headline,
-            RepetitionPlacement {
-                client_cpus: &[1],
-                server_cores: Some(1),
-                payload_bytes: 128,
-            },
-        )
-        .expect("repetition");
+        let rep = record(&report);
         assert_eq!(rep.headline.throughput_msgs_per_s, 2000.0);
         assert_eq!(rep.load_generator.boundary_late_us, Some(50.0));
     }
