@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::pair::{assemble_result, run_repetitions, server_stats};
+use super::pair::{assemble_result, run_repetitions, runtime_config, server_stats};
 use super::placement::Placement;
 use super::row::Row;
 use crate::results::measured::Measured;
@@ -49,23 +49,7 @@ impl LiveServer {
             cmd.shown_as = None;
         }
         let server = ServerProcess::start(&cmd, &log_dir.join(format!("{stem}.log")))?;
-        let runtime_config = RuntimeConfig {
-            name: row.name().to_string(),
-            kind: row.kind(),
-            command: cmd.argv(),
-            env: cmd.env.clone(),
-            target: addr.to_string(),
-            server_cpus: Some(placement.server_cpus.clone()),
-            client_cpus: placement.client_cpus.clone(),
-            server_pid: Some(server.pid()),
-            uring_policy: row.is_uring().then(|| {
-                placement
-                    .uring_policy
-                    .unwrap_or(fanbench_uring::DEFAULT_POLICY)
-                    .to_string()
-            }),
-            cpus_used: Some(placement.cpus_used(row)),
-        };
+        let runtime_config = runtime_config(row, placement, &cmd, addr, server.pid());
         Ok(LiveServer {
             row,
             server,

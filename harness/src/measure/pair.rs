@@ -71,23 +71,7 @@ pub fn measure(
     let mut server = ServerProcess::start(&cmd, &log_dir.join(format!("{stem}.log")))
         .map_err(MeasureError::Start)?;
     let pid = server.pid();
-    let runtime_config = RuntimeConfig {
-        name: row.name().to_string(),
-        kind: row.kind(),
-        command: cmd.argv(),
-        env: cmd.env.clone(),
-        target: addr.to_string(),
-        server_cpus: Some(placement.server_cpus.clone()),
-        client_cpus: placement.client_cpus.clone(),
-        server_pid: Some(pid),
-        uring_policy: row.is_uring().then(|| {
-            placement
-                .uring_policy
-                .unwrap_or(fanbench_uring::DEFAULT_POLICY)
-                .to_string()
-        }),
-        cpus_used: Some(placement.cpus_used(row)),
-    };
+    let runtime_config = runtime_config(row, placement, &cmd, addr, pid);
     let (reps, outcome) = run_repetitions(
         scenario,
         addr,
@@ -119,6 +103,34 @@ pub fn measure(
         ));
     }
     assemble_result(scenario, runtime_config, reps, server_stats).map_err(MeasureError::Run)
+}
+
+/// What the results record of a server this harness started: `row` run as `cmd` at `addr`,
+/// placed per `placement`.
+pub(super) fn runtime_config(
+    row: Row,
+    placement: &Placement,
+    cmd: &crate::server_proc::ServerCommand,
+    addr: SocketAddr,
+    pid: u32,
+) -> RuntimeConfig {
+    RuntimeConfig {
+        name: row.name().to_string(),
+        kind: row.kind(),
+        command: cmd.argv(),
+        env: cmd.env.clone(),
+        target: addr.to_string(),
+        server_cpus: Some(placement.server_cpus.clone()),
+        client_cpus: placement.client_cpus.clone(),
+        server_pid: Some(pid),
+        uring_policy: row.is_uring().then(|| {
+            placement
+                .uring_policy
+                .unwrap_or(fanbench_uring::DEFAULT_POLICY)
+                .to_string()
+        }),
+        cpus_used: Some(placement.cpus_used(row)),
+    }
 }
 
 /// The row's own counters (`--stats-out`), or why there are none.
