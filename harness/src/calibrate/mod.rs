@@ -4,7 +4,8 @@
 //! where it always runs, with the same code path as a real measurement: its publisher paces
 //! `PUB`s, the blaster turns each into `MSG`s to N subscribers, and the receivers time and
 //! sequence-check every one. The offered deliveries/s rise in steps (x `--step-factor`) until
-//! a step fails. A step fails on the load generator's side when it lost a message, fell
+//! a step fails; then up to `--refine` steps between the highest passing and the lowest failing
+//! load (geometric middles) narrow the ceiling. A step fails on the load generator's side when it lost a message, fell
 //! behind its schedule, saturated its CPU, or received less than [`MIN_RECEIVED_SHARE`] of
 //! what was offered; and on the blaster's side when the blaster's CPU reached
 //! [`BLASTER_SATURATED`] of its cores. The read delay is recorded per step but does not end
@@ -36,6 +37,9 @@ pub const MIN_RECEIVED_SHARE: f64 = 0.95;
 pub const BLASTER_SATURATED: f64 = 0.95;
 /// First step's deliveries/s.
 const FIRST_STEP: f64 = 50_000.0;
+/// Steps between the last passing and the first failing load: two narrow a factor of 1.5 to
+/// about 1.11.
+pub const REFINE_STEPS: u32 = 2;
 /// Highest deliveries/s ever offered.
 const MAX_DELIVERIES: f64 = 8_000_000.0;
 
@@ -59,6 +63,10 @@ pub struct CalibrateArgs {
     /// Deliveries/s offered by the first step.
     #[arg(long, default_value_t = FIRST_STEP)]
     pub first_step: f64,
+    /// Steps added after the climb fails, each between the highest passing and the lowest
+    /// failing load (geometric middle), so the ceiling is known to better than one step factor.
+    #[arg(long, default_value_t = REFINE_STEPS)]
+    pub refine: u32,
     /// Write the calibration as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -75,6 +83,7 @@ pub struct Settings {
     pub step_s: f64,
     pub step_factor: f64,
     pub first_step: f64,
+    pub refine: u32,
 }
 
 impl Settings {
@@ -88,6 +97,7 @@ impl Settings {
             step_s: if quick { 0.5 } else { 1.0 },
             step_factor: if quick { 2.0 } else { STEP_FACTOR },
             first_step: FIRST_STEP,
+            refine: if quick { 1 } else { REFINE_STEPS },
         }
     }
 
@@ -95,7 +105,8 @@ impl Settings {
     pub fn estimate_seconds(&self) -> f64 {
         let steps = (MAX_DELIVERIES / self.first_step).ln() / self.step_factor.ln();
         // A climb ends at the load generator's or the blaster's limit, about 2/3 of the way up.
-        let per_config = (steps * 2.0 / 3.0).ceil() * (self.step_s + STEP_OVERHEAD_S);
+        let per_config =
+            ((steps * 2.0 / 3.0).ceil() + f64::from(self.refine)) * (self.step_s + STEP_OVERHEAD_S);
         per_config * (self.payloads.len() * self.frames_per_send.len()) as f64
     }
 }
@@ -131,7 +142,10 @@ pub struct Ceiling {
     pub subscribers: u32,
     /// Highest offered deliveries/s of a passing step; `None` when the first step failed.
     pub ceiling_deliveries_per_s: Option<f64>,
-    /// `blaster-saturated` (the ceiling is a lower bound), `load-generator`, or `max-rate`.
+    /// `blaster-saturated` (the ceiling is a lower bound), `load-generator` (the climb failed
+    /// on the load generator's side; after the first failure up to `--refine` steps between
+    /// the highest passing and the lowest failing load narrow the ceiling, and `steps` holds
+    /// them in the order run), or `max-rate`.
     pub ended_by: String,
     /// Steps measured again because the only fault was the pacer falling behind (every
     /// attempt is in `steps`).
@@ -172,6 +186,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         step_s: args.step_s,
         step_factor: args.step_factor,
         first_step: args.first_step,
+        refine: args.refine,
     };
     let placement = args.placement.resolve()?;
     let mut calibration = Calibration {
@@ -316,6 +331,26 @@ fn calibrate_into(
     Ok(())
 }
 
+/// The load of the next step, or `None` when the climb is over: up by `factor` until a step
+/// fails, then, while refinements are left, the geometric middle between the highest passing
+/// (`ceiling`) and the lowest failing load.
+fn next_load(
+    offered: f64,
+    factor: f64,
+    ceiling: Option<f64>,
+    failed_at: Option<f64>,
+    refine_left: &mut u32,
+) -> Option<f64> {
+    match (ceiling, failed_at) {
+        (_, None) => Some(offered * factor),
+        (Some(low), Some(high)) if *refine_left > 0 => {
+            *refine_left -= 1;
+            Some((low * high).sqrt())
+        }
+        _ => None,
+    }
+}
+
 struct BlasterCpu {
     pid: u32,
     start: Option<procfs::ProcCpu>,
@@ -347,6 +382,9 @@ fn climb(
     let mut offered = args.first_step;
     let mut retried = false;
     let mut pacer_retries = 0;
+    // The lowest load that failed on the load generator's side, once the climb has failed.
+    let mut failed_at: Option<f64> = None;
+    let mut refine_left = args.refine;
     let ended_by = loop {
         if offered > MAX_DELIVERIES {
             break "max-rate";
@@ -442,12 +480,22 @@ fn climb(
             pacer_retries += 1;
             continue;
         }
-        if !faults.is_empty() {
-            break "load-generator";
-        }
-        ceiling = Some(offered);
-        offered *= args.step_factor;
         retried = false;
+        if faults.is_empty() {
+            ceiling = Some(offered);
+        } else {
+            failed_at = Some(offered);
+        }
+        match next_load(
+            offered,
+            args.step_factor,
+            ceiling,
+            failed_at,
+            &mut refine_left,
+        ) {
+            Some(next) => offered = next,
+            None => break "load-generator",
+        }
     };
     Ok(Ceiling {
         payload_bytes: payload,
@@ -458,4 +506,52 @@ fn climb(
         pacer_retries,
         steps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays a climb against a load generator that passes every step below `limit`.
+    fn climb_to(limit: f64, refine: u32) -> (Vec<f64>, Option<f64>) {
+        let (mut offered, mut ceiling, mut failed_at, mut left) = (100.0, None, None, refine);
+        let mut tried = Vec::new();
+        loop {
+            tried.push(offered);
+            if offered < limit {
+                ceiling = Some(offered);
+            } else {
+                failed_at = Some(offered);
+            }
+            match next_load(offered, 2.0, ceiling, failed_at, &mut left) {
+                Some(next) => offered = next,
+                None => return (tried, ceiling),
+            }
+        }
+    }
+
+    #[test]
+    fn refinement_narrows_the_ceiling_between_the_last_pass_and_the_first_failure() {
+        let (tried, ceiling) = climb_to(700.0, 0);
+        assert_eq!(tried, vec![100.0, 200.0, 400.0, 800.0]);
+        assert_eq!(ceiling, Some(400.0));
+        // 400 passed, 800 failed: 566 passes, then 673 passes (its gap to 800 is ~1.19x).
+        let (tried, ceiling) = climb_to(700.0, 2);
+        assert_eq!(tried.len(), 6);
+        let c = ceiling.expect("a ceiling");
+        assert!((c - 672.7).abs() < 0.1, "{c}");
+        // A failing refinement lowers the upper bound instead.
+        let (tried, ceiling) = climb_to(500.0, 2);
+        assert_eq!(tried.len(), 6);
+        // 566 fails, then 476 passes.
+        let c = ceiling.expect("a ceiling");
+        assert!((c - 475.7).abs() < 0.1, "{c}");
+    }
+
+    #[test]
+    fn a_first_step_that_fails_ends_the_climb_without_refinement() {
+        let (tried, ceiling) = climb_to(50.0, 2);
+        assert_eq!(tried, vec![100.0]);
+        assert_eq!(ceiling, None);
+    }
 }

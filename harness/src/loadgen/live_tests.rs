@@ -278,6 +278,23 @@ fn one_publisher_to_100_subscribers_at_2000_msgs_of_1_kib_loses_nothing() {
 }
 
 #[test]
+fn publishers_and_subscribers_answer_server_pings_during_the_run() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // A client that misses two PINGs in a row is dropped as stale. The server does not PING a
+    // client it heard from recently, so the publishers send only twice a second: between
+    // their messages they are PINGed every 100 ms, and one that did not answer would lose its
+    // connection (and the run its messages) within the window.
+    let server = match NatsServer::start("ping_interval: \"100ms\"\nping_max: 2") {
+        Ok(s) => s,
+        Err(reason) => return println!("SKIPPED: {reason}"),
+    };
+    let r =
+        run(&spec(server.addr, 2, 5, 2.0, 128), &mut Recorder::default()).expect("run completes");
+    describe("2x5 @ 2 msg/s, 128 B, PING every 100 ms", &r);
+    assert_complete(&r, 2, 5, 6);
+}
+
+#[test]
 fn thousand_subscribers_on_two_threads_all_subscribe_and_merge_into_one_report() {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = match NatsServer::start("") {

@@ -28,12 +28,17 @@
 //! its own io_uring ([`ring`]); when this kernel cannot run that path (probed once per run) the
 //! same threads run the Tokio readiness path instead ([`subscriber`]), and the report says
 //! which ran. Slow subscribers, trickle readers that need no speed, share one Tokio thread on
-//! the first client CPU. One pacer thread sends for all publishers, pinned to the first client
-//! CPU (to a CPU of its own with three or more client CPUs), with 1 ns timer slack and
-//! SCHED_FIFO priority 1 where permitted (the report says which it got); it busy-waits before
-//! a deadline only within [`PACER_SPIN_SHARE`] of its CPU when receivers share it. The
-//! calling thread is confined to the client CPUs for the run; it sleeps until each second of
-//! the window (sampling `/proc/stat` for host steal), runs the hooks and samples CPU.
+//! the first client CPU. One pacer sends for all publishers ([`publisher::Pacer`]). With three or
+//! more client CPUs it is a thread on the first CPU of its own, with 1 ns timer slack and
+//! SCHED_FIFO priority 1 where permitted, and busy-waits before each deadline. With fewer it
+//! shares the first client CPU with receiver thread 0: on the io_uring path it runs inside that
+//! thread's ring loop (it sends between two completions once a message falls due, and bounds
+//! the ring's wait by its next deadline), which saves a thread's wake-up and two context
+//! switches per message; on the readiness path it is a SCHED_FIFO thread on that CPU. Either
+//! way it busy-waits before a deadline only within [`PACER_SPIN_SHARE`] of its CPU, and the
+//! report says where it ran (`pacer_priority`). The calling thread is confined to the client
+//! CPUs for the run; it sleeps until each second of the window (sampling `/proc/stat` for host
+//! steal), runs the hooks and samples CPU.
 //!
 //! On a kernel with `PREEMPT_NONE` (this project's VM) even a SCHED_FIFO thread can wake
 //! several milliseconds late while another process on its CPU is inside a long system call;

@@ -1,24 +1,26 @@
-//! The pacer: one thread that sends every publisher's messages on schedule.
+//! The pacer: sends every publisher's messages on schedule.
 //!
 //! # Design
 //!
-//! One thread serves all publishers (each on its own connection and subject). Their schedules
+//! One pacer serves all publishers (each on its own connection and subject). Their schedules
 //! are staggered over one period (see [`Schedule::staggered`]) so their deadlines rarely meet.
-//! Waiting for the next deadline is `ppoll` on the publisher sockets (so server `PING`s and
-//! `-ERR`s are handled and blocked writes resume while waiting) with a timeout that ends a
-//! margin before the deadline; the rest is a busy-wait on CLOCK_MONOTONIC. The margin adapts to
-//! how late wake-ups have been (twice their moving average, between [`MIN_SPIN_NS`] and
-//! [`MAX_SPIN_NS`]), so a quiet machine spins a few microseconds per message and a noisy one
-//! spins longer rather than sending late. The thread's
-//! timer slack is 1 ns and, where allowed, it runs SCHED_FIFO so that a wake-up preempts the
-//! subscriber threads that may share its CPU.
+//! [`Pacer`] holds the schedule and the connections; how it waits is its host's business:
+//! [`run_pacer`] gives it a thread of its own, and the io_uring receive path runs it inside
+//! receiver thread 0's ring loop (`ring` module) when the two would share a CPU anyway.
+//! On its own thread, waiting for the next deadline is `ppoll` on the publisher sockets (so
+//! server `PING`s and `-ERR`s are handled and blocked writes resume while waiting) with a timeout
+//! that ends a margin before the deadline; the rest is a busy-wait on CLOCK_MONOTONIC. The margin
+//! adapts to how late wake-ups have been (twice their moving average, between [`MIN_SPIN_NS`]
+//! and [`MAX_SPIN_NS`]), so a quiet machine spins a few microseconds per message and a noisy one
+//! spins longer rather than sending late. That thread's timer slack is 1 ns and, where allowed,
+//! it runs SCHED_FIFO.
 //!
 //! Sockets are non-blocking. When the kernel will not take a whole message (the server stopped
 //! reading), the rest is kept in that publisher's backlog and sent as the socket drains; later
 //! messages queue behind it, so nothing waits: the schedule of every publisher keeps running.
 //! A message's actual send time is when it was handed to the socket or appended to the backlog.
 //!
-//! A message that falls due while the thread is late is sent at once (never skipped, never
+//! A message that falls due while the pacer is late is sent at once (never skipped, never
 //! batched away) and its lag recorded: pacing lag = actual - intended send time.
 
 use std::collections::VecDeque;
@@ -237,141 +239,291 @@ pub struct PacerReport {
     pub sent_total: u64,
     /// Bytes still unsent when the pacer gave up draining (0 when everything went out).
     pub unsent_bytes: usize,
-    /// How the thread was scheduled ("SCHED_FIFO 1" or why it was not).
+    /// Where and how the pacer ran ("own thread, SCHED_FIFO 1", the receiver's loop, ...).
     pub priority: String,
     pub errors: Vec<String>,
 }
 
-/// Runs the schedule: sends every message due before the end of the measured window, then
-/// drains the backlogs until `drain_deadline_ns`.
-///
-/// `spin_share`: the largest share of its CPU the pacer may spend busy-waiting before
-/// deadlines (1.0 when it has a CPU of its own). A timed wake-up alone is late by its
-/// wake-up latency (about 100 us on a VM), which would enter every latency; spinning the
-/// whole margin at every message would take the CPU from the receivers sharing it. So the
-/// margin is capped at `spin_share / total rate`: the full adaptive margin at the rates of the
-/// default workloads, a few microseconds at tens of thousands of messages per second.
-pub fn run_pacer(
-    mut pubs: Vec<PublisherConn>,
-    timeline: &Timeline,
-    payload_bytes: usize,
-    drain_deadline_ns: u64,
-    spin_share: f64,
-) -> PacerReport {
-    let mut errors = Vec::new();
-    if let Err(e) = os::set_timer_slack_ns(1) {
-        errors.push(format!(
-            "pacer: {e:#} (timed wake-ups may be up to 50 us late)"
-        ));
-    }
-    let priority = match os::set_realtime_priority() {
-        Ok(()) => "SCHED_FIFO 1".to_string(),
-        Err(e) => format!("SCHED_OTHER ({e:#})"),
-    };
-    let filler = Bytes::from(payload::filler(payload_bytes));
-    let crlf = Bytes::from_static(b"\r\n");
-    let schedules: &[Schedule] = &timeline.schedules;
-    let end_seq: Vec<u64> = schedules
-        .iter()
-        .map(|s| s.first_seq_at_or_after(timeline.window_end_ns))
-        .collect();
-    let mut next_seq = vec![0u64; pubs.len()];
-    let mut spin = SpinMargin::new();
-    let total_rate: f64 = schedules.iter().map(Schedule::rate).sum();
-    let spin_cap_ns = if total_rate > 0.0 {
-        (spin_share * 1e9 / total_rate) as u64
-    } else {
-        u64::MAX
-    };
-    let mut report = PacerReport {
-        pacing_lag: stats::pacing_histogram(),
-        sent_in_window: 0,
-        sent_per_window: vec![0; timeline.windows()],
-        max_lag_per_window: vec![0; timeline.windows()],
-        sent_total: 0,
-        unsent_bytes: 0,
-        priority,
-        errors: Vec::new(),
-    };
-
-    loop {
-        let next = (0..pubs.len())
-            .filter(|&k| pubs[k].alive && next_seq[k] < end_seq[k])
-            .min_by_key(|&k| schedules[k].intended_ns(next_seq[k]));
-        let Some(k) = next else { break };
-        let seq = next_seq[k];
-        let due = schedules[k].intended_ns(seq);
-        let now = os::now_ns();
-        let margin = spin.margin_ns().min(spin_cap_ns);
-        if due > now + margin {
-            let wake = due - margin;
-            if !poll_io(&mut pubs, wake - now, &mut errors) {
-                spin.observe(wake, os::now_ns());
-            }
-            continue;
+impl PacerReport {
+    /// The report of a pacer that never ran (its thread ended before the run started).
+    pub fn absent(windows: usize) -> Self {
+        Self {
+            pacing_lag: stats::pacing_histogram(),
+            sent_in_window: 0,
+            sent_per_window: vec![0; windows],
+            max_lag_per_window: vec![0; windows],
+            sent_total: 0,
+            unsent_bytes: 0,
+            priority: "never ran".to_string(),
+            errors: vec!["pacer: it never ran (its thread ended before the run started)".into()],
         }
-        while os::now_ns() < due {
+    }
+}
+
+/// The schedule of every publisher and what has been sent of it: the part of the pacer that
+/// does not depend on how it waits (its own thread, [`run_pacer`], or a receiver's ring loop).
+pub struct Pacer {
+    pubs: Vec<PublisherConn>,
+    timeline: Timeline,
+    end_seq: Vec<u64>,
+    next_seq: Vec<u64>,
+    /// The earliest intended send time still to come, `u64::MAX` when nothing is left.
+    next_due_ns: u64,
+    next_pub: usize,
+    spin: SpinMargin,
+    spin_cap_ns: u64,
+    filler: Bytes,
+    crlf: Bytes,
+    report: PacerReport,
+}
+
+impl Pacer {
+    /// `spin_share`: the largest share of its CPU the pacer may spend busy-waiting before
+    /// deadlines (1.0 when it has a CPU of its own). A timed wake-up alone is late by its
+    /// wake-up latency (about 100 us on a VM), which would enter every latency; spinning the
+    /// whole margin at every message would take the CPU from the receivers sharing it. So the
+    /// margin is capped at `spin_share / total rate`: the full adaptive margin at the rates of
+    /// the default workloads, a few microseconds at tens of thousands of messages per second.
+    pub fn new(
+        pubs: Vec<PublisherConn>,
+        timeline: &Timeline,
+        payload_bytes: usize,
+        spin_share: f64,
+        priority: String,
+    ) -> Self {
+        let schedules: &[Schedule] = &timeline.schedules;
+        let end_seq: Vec<u64> = schedules
+            .iter()
+            .map(|s| s.first_seq_at_or_after(timeline.window_end_ns))
+            .collect();
+        let total_rate: f64 = schedules.iter().map(Schedule::rate).sum();
+        let spin_cap_ns = if total_rate > 0.0 {
+            (spin_share * 1e9 / total_rate) as u64
+        } else {
+            u64::MAX
+        };
+        let mut pacer = Self {
+            next_seq: vec![0; pubs.len()],
+            pubs,
+            timeline: timeline.clone(),
+            end_seq,
+            next_due_ns: u64::MAX,
+            next_pub: 0,
+            spin: SpinMargin::new(),
+            spin_cap_ns,
+            filler: Bytes::from(payload::filler(payload_bytes)),
+            crlf: Bytes::from_static(b"\r\n"),
+            report: PacerReport {
+                pacing_lag: stats::pacing_histogram(),
+                sent_in_window: 0,
+                sent_per_window: vec![0; timeline.windows()],
+                max_lag_per_window: vec![0; timeline.windows()],
+                sent_total: 0,
+                unsent_bytes: 0,
+                priority,
+                errors: Vec::new(),
+            },
+        };
+        pacer.find_next();
+        pacer
+    }
+
+    fn find_next(&mut self) {
+        let schedules = &self.timeline.schedules;
+        let next = (0..self.pubs.len())
+            .filter(|&k| self.pubs[k].alive && self.next_seq[k] < self.end_seq[k])
+            .min_by_key(|&k| schedules[k].intended_ns(self.next_seq[k]));
+        match next {
+            Some(k) => {
+                self.next_pub = k;
+                self.next_due_ns = schedules[k].intended_ns(self.next_seq[k]);
+            }
+            None => self.next_due_ns = u64::MAX,
+        }
+    }
+
+    /// The earliest intended send time still to come (`u64::MAX`: every message was sent).
+    pub fn next_due_ns(&self) -> u64 {
+        self.next_due_ns
+    }
+
+    /// How long before a deadline to stop sleeping and busy-wait.
+    pub fn margin_ns(&self) -> u64 {
+        self.spin.margin_ns().min(self.spin_cap_ns)
+    }
+
+    /// Records how late a timed wake-up asked for `asked_ns` was.
+    pub fn observe_wake(&mut self, asked_ns: u64, woke_ns: u64) {
+        self.spin.observe(asked_ns, woke_ns);
+    }
+
+    /// Sends every message due at or before `now_ns` (each stamped with the time it is
+    /// handed to its socket).
+    pub fn send_due(&mut self, now_ns: u64) {
+        while self.next_due_ns <= now_ns {
+            self.send_next();
+        }
+    }
+
+    /// Busy-waits until the next deadline, then sends what is due.
+    pub fn spin_and_send(&mut self) {
+        while os::now_ns() < self.next_due_ns {
             std::hint::spin_loop();
         }
+        self.send_due(os::now_ns());
+    }
+
+    fn send_next(&mut self) {
+        let k = self.next_pub;
+        let seq = self.next_seq[k];
+        let due = self.next_due_ns;
         let actual = os::now_ns();
         let header = Header {
-            publisher: pubs[k].id,
+            publisher: self.pubs[k].id,
             seq,
             intended_ns: due,
             actual_ns: actual,
         };
-        let conn = &mut pubs[k];
+        let conn = &mut self.pubs[k];
         let mut head = BytesMut::with_capacity(conn.pub_line.len() + payload::HEADER_LEN);
         head.extend_from_slice(&conn.pub_line);
         head.extend_from_slice(&header.encode());
         conn.queue(head.freeze());
-        conn.queue(filler.clone());
-        conn.queue(crlf.clone());
-        conn.flush(&mut errors);
-        next_seq[k] += 1;
+        conn.queue(self.filler.clone());
+        conn.queue(self.crlf.clone());
+        conn.flush(&mut self.report.errors);
+        self.next_seq[k] += 1;
+        let report = &mut self.report;
         report.sent_total += 1;
-        if let Some(window) = timeline.window_index(due) {
+        if let Some(window) = self.timeline.window_index(due) {
             report.pacing_lag.saturating_record(actual - due);
             report.sent_in_window += 1;
             report.sent_per_window[window] += 1;
             let lag = &mut report.max_lag_per_window[window];
             *lag = (*lag).max(actual - due);
         }
+        self.find_next();
     }
 
-    while os::now_ns() < drain_deadline_ns && pubs.iter().any(|p| p.alive && p.backlog_bytes > 0) {
+    /// The publishers' sockets, for a caller that waits on them itself.
+    pub fn fds(&self) -> impl Iterator<Item = i32> + '_ {
+        self.pubs.iter().map(|p| p.stream.as_raw_fd())
+    }
+
+    /// Whether publisher `k` has bytes the kernel has not taken yet.
+    pub fn has_backlog(&self, k: usize) -> bool {
+        self.pubs
+            .get(k)
+            .is_some_and(|p| p.alive && !p.backlog.is_empty())
+    }
+
+    /// Whether publisher `k` can still send.
+    pub fn is_alive(&self, k: usize) -> bool {
+        self.pubs.get(k).is_some_and(|p| p.alive)
+    }
+
+    /// Publisher `k`'s socket is readable (or failed): reads and answers what the server sent.
+    pub fn on_readable(&mut self, k: usize) {
+        if let Some(p) = self.pubs.get_mut(k) {
+            p.service_reads(&mut self.report.errors);
+        }
+        self.find_next();
+    }
+
+    /// Publisher `k`'s socket is writable: sends what of its backlog the kernel takes.
+    pub fn on_writable(&mut self, k: usize) {
+        if let Some(p) = self.pubs.get_mut(k) {
+            p.flush(&mut self.report.errors);
+        }
+        self.find_next();
+    }
+
+    /// Bytes not yet taken by the kernel, over every live publisher.
+    pub fn backlog_bytes(&self) -> usize {
+        self.pubs
+            .iter()
+            .filter(|p| p.alive)
+            .map(|p| p.backlog_bytes)
+            .sum()
+    }
+
+    /// The report, with what could not be sent.
+    pub fn finish(mut self) -> PacerReport {
+        self.report.unsent_bytes = self.pubs.iter().map(|p| p.backlog_bytes).sum();
+        if self.report.unsent_bytes > 0 {
+            self.report.errors.push(format!(
+                "pacer: {} bytes were still queued when draining stopped",
+                self.report.unsent_bytes
+            ));
+        }
+        self.report
+    }
+}
+
+/// Sets up the calling thread for pacing (1 ns timer slack, SCHED_FIFO where permitted) and
+/// runs the schedule on it: sends every message due before the end of the measured window,
+/// then drains the backlogs until `drain_deadline_ns`.
+pub fn run_pacer(
+    pubs: Vec<PublisherConn>,
+    timeline: &Timeline,
+    payload_bytes: usize,
+    drain_deadline_ns: u64,
+    spin_share: f64,
+) -> PacerReport {
+    let slack = os::set_timer_slack_ns(1);
+    let priority = match os::set_realtime_priority() {
+        Ok(()) => "own thread, SCHED_FIFO 1".to_string(),
+        Err(e) => format!("own thread, SCHED_OTHER ({e:#})"),
+    };
+    let mut pacer = Pacer::new(pubs, timeline, payload_bytes, spin_share, priority);
+    if let Err(e) = slack {
+        pacer.report.errors.push(format!(
+            "pacer: {e:#} (timed wake-ups may be up to 50 us late)"
+        ));
+    }
+    loop {
+        let due = pacer.next_due_ns();
+        if due == u64::MAX {
+            break;
+        }
+        let now = os::now_ns();
+        let margin = pacer.margin_ns();
+        if due > now + margin {
+            let wake = due - margin;
+            if !poll_io(&mut pacer, wake - now) {
+                pacer.observe_wake(wake, os::now_ns());
+            }
+            continue;
+        }
+        pacer.spin_and_send();
+    }
+    while os::now_ns() < drain_deadline_ns && pacer.backlog_bytes() > 0 {
         poll_io(
-            &mut pubs,
+            &mut pacer,
             drain_deadline_ns
                 .saturating_sub(os::now_ns())
                 .min(10_000_000),
-            &mut errors,
         );
     }
-    report.unsent_bytes = pubs.iter().map(|p| p.backlog_bytes).sum();
-    if report.unsent_bytes > 0 {
-        errors.push(format!(
-            "pacer: {} bytes were still queued when draining stopped",
-            report.unsent_bytes
-        ));
-    }
-    report.errors = errors;
-    report
+    pacer.finish()
 }
 
 /// Waits up to `timeout_ns` for any publisher socket to become readable (or writable, for
 /// those with a backlog) and services it. Returns whether a socket (rather than the timeout)
 /// ended the wait.
-fn poll_io(pubs: &mut [PublisherConn], timeout_ns: u64, errors: &mut Vec<String>) -> bool {
-    let mut fds: Vec<libc::pollfd> = pubs
-        .iter()
-        .map(|p| libc::pollfd {
-            fd: if p.alive { p.stream.as_raw_fd() } else { -1 },
+fn poll_io(pacer: &mut Pacer, timeout_ns: u64) -> bool {
+    let mut fds: Vec<libc::pollfd> = (0..pacer.pubs.len())
+        .map(|k| libc::pollfd {
+            fd: if pacer.is_alive(k) {
+                pacer.pubs[k].stream.as_raw_fd()
+            } else {
+                -1
+            },
             events: libc::POLLIN
-                | if p.backlog.is_empty() {
-                    0
-                } else {
+                | if pacer.has_backlog(k) {
                     libc::POLLOUT
+                } else {
+                    0
                 },
             revents: 0,
         })
@@ -393,12 +545,12 @@ fn poll_io(pubs: &mut [PublisherConn], timeout_ns: u64, errors: &mut Vec<String>
     if ready <= 0 {
         return false;
     }
-    for (conn, fd) in pubs.iter_mut().zip(&fds) {
+    for (k, fd) in fds.iter().enumerate() {
         if fd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
-            conn.service_reads(errors);
+            pacer.on_readable(k);
         }
         if fd.revents & libc::POLLOUT != 0 {
-            conn.flush(errors);
+            pacer.on_writable(k);
         }
     }
     true

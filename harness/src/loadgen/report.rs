@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::run::Driven;
 use super::subscriber::{self, SubPlan};
-use super::{cpustat, ring, stats, LoadSpec, PACING_MAX_LIMIT_NS, PACING_P99_LIMIT_NS};
+use super::{cpustat, publisher, ring, stats, LoadSpec, PACING_MAX_LIMIT_NS, PACING_P99_LIMIT_NS};
 
 /// One second of the measured window, by intended send time: the messages due in it and what
 /// became of them.
@@ -235,7 +235,7 @@ pub(super) fn assemble(
     spec: &LoadSpec,
     plans: &[SubPlan],
     driven: Driven,
-    reports: Vec<subscriber::ThreadReport>,
+    mut reports: Vec<subscriber::ThreadReport>,
     receive_path: ReceivePath,
 ) -> LoadReport {
     let Driven {
@@ -253,6 +253,9 @@ pub(super) fn assemble(
     let mut windows: Vec<stats::WindowAcc> = (0..timeline.windows())
         .map(|_| stats::WindowAcc::new())
         .collect();
+    let pacer = pacer
+        .or_else(|| reports.iter_mut().find_map(|r| r.pacer.take()))
+        .unwrap_or_else(|| publisher::PacerReport::absent(timeline.windows()));
     let mut errors = pacer.errors.clone();
     let (mut delivered, mut expected, mut lost, mut duplicates, mut reordered) = (0, 0, 0, 0, 0);
     let mut subscribers_with_loss = 0;

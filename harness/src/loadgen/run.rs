@@ -58,11 +58,13 @@ pub fn run_share(
         max_latency_ns: AtomicU64::new(0),
         threads: Mutex::new(Vec::new()),
         mark_ns: AtomicU64::new(u64::MAX),
+        pacer: Mutex::new(None),
     });
     let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);
     let receive_path = ReceivePath::choose();
     let mut threads = Vec::new();
     let mut spawn_error = None;
+    let mut ring_thread_0 = false;
     // Healthy subscribers are dealt round-robin over one receiver thread per client CPU; slow
     // ones (a trickle reader needs no speed) share one readiness thread on the first CPU.
     let healthy: Vec<&SubPlan> = plans.iter().filter(|p| !p.slow).collect();
@@ -84,7 +86,10 @@ pub fn run_share(
             subscriber::spawn_thread(t, cpu, mine, Arc::clone(&shared), phase_rx.clone())
         };
         match spawned {
-            Ok(handle) => threads.push(handle),
+            Ok(handle) => {
+                ring_thread_0 |= t == 0 && receive_path.ring_flags.is_some();
+                threads.push(handle)
+            }
             Err(e) => {
                 spawn_error = Some(e);
                 break;
@@ -110,14 +115,25 @@ pub fn run_share(
     } else {
         Some(os::AffinityGuard::pin(&spec.client_cpus).context("pinning the coordinator")?)
     };
+    // With a CPU of its own the pacer has a thread and may spin; otherwise it shares the first
+    // client CPU with receiver thread 0 and, on the ring path, runs in that thread's loop.
+    let pacer_in_ring = ring_thread_0 && spec.client_cpus.len() < 3;
     let driven = match spawn_error {
         Some(e) => Err(e),
         None => drive(
-            spec, share, &plans, &shared, &ready_rx, &phase_tx, &subject, hooks,
+            spec,
+            share,
+            &plans,
+            &shared,
+            &ready_rx,
+            &phase_tx,
+            &subject,
+            hooks,
+            pacer_in_ring,
         ),
     };
     phase_tx.send_replace(Phase::Stop);
-    let mut reports = Vec::new();
+    let mut reports: Vec<subscriber::ThreadReport> = Vec::new();
     let mut thread_errors = Vec::new();
     for handle in threads {
         match handle.join() {
@@ -137,7 +153,9 @@ pub fn run_share(
 /// What the coordinator measured itself.
 pub(super) struct Driven {
     pub(super) timeline: Timeline,
-    pub(super) pacer: publisher::PacerReport,
+    /// The pacer's report when it ran on a thread of its own (otherwise a receiver thread's
+    /// report carries it).
+    pub(super) pacer: Option<publisher::PacerReport>,
     pub(super) cpu: CpuUsage,
     pub(super) window_ns: u64,
     pub(super) grace_ns: u64,
@@ -159,6 +177,7 @@ fn drive(
     phase_tx: &watch::Sender<Phase>,
     subject: &dyn Fn(u32) -> String,
     hooks: &mut dyn WindowHooks,
+    pacer_in_ring: bool,
 ) -> Result<Driven> {
     wait_until_subscribed(plans.len(), ready_rx)?;
     let senders = if share.publishers { spec.publishers } else { 0 };
@@ -190,42 +209,59 @@ fn drive(
         )?),
         publisher_clock_offset_ns: share.publisher_clock_offset_ns,
     };
-    phase_tx.send_replace(Phase::Running(timeline.clone()));
     let drain_deadline_ns = window_end_ns + GRACE_MAX.as_nanos() as u64;
-    let pacer_cpu = spec.client_cpus.first().copied();
-    let pacer_timeline = timeline.clone();
-    let pacer_shared = Arc::clone(shared);
-    let payload_bytes = spec.payload_bytes;
     let pacer_spin_share = if spec.client_cpus.len() >= 3 {
         1.0
     } else {
         PACER_SPIN_SHARE
     };
-    // The pacer stays alive until the window's end has been sampled, so that its CPU time can
-    // still be read from /proc (a thread that exited has no entry there).
-    let (release_pacer, pacer_released) = mpsc::channel::<()>();
-    let pacer = std::thread::Builder::new()
-        .name("loadgen-pacer".into())
-        .spawn(move || {
-            let pinned = pacer_cpu.map(os::pin_current_thread).transpose();
-            if let Ok(mut threads) = pacer_shared.threads.lock() {
-                threads.push(("pacer".to_string(), os::gettid()));
-            }
-            let mut report = publisher::run_pacer(
-                pubs,
-                &pacer_timeline,
-                payload_bytes,
-                drain_deadline_ns,
-                pacer_spin_share,
-            );
-            if let Err(e) = pinned {
-                report.errors.push(format!("pacer: {e:#}"));
-            }
-            // Returns when released or when the coordinator is gone.
-            let _ = pacer_released.recv();
-            report
-        })
-        .context("spawning the pacer thread")?;
+    let pacer_thread = if pacer_in_ring {
+        let pacer = publisher::Pacer::new(
+            pubs,
+            &timeline,
+            spec.payload_bytes,
+            pacer_spin_share,
+            "receiver thread 0's ring loop, SCHED_OTHER".to_string(),
+        );
+        *shared
+            .pacer
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the pacer's hand-over lock is poisoned"))? = Some(pacer);
+        phase_tx.send_replace(Phase::Running(timeline.clone()));
+        None
+    } else {
+        phase_tx.send_replace(Phase::Running(timeline.clone()));
+        let pacer_cpu = spec.client_cpus.first().copied();
+        let pacer_timeline = timeline.clone();
+        let pacer_shared = Arc::clone(shared);
+        let payload_bytes = spec.payload_bytes;
+        // The pacer stays alive until the window's end has been sampled, so that its CPU time
+        // can still be read from /proc (a thread that exited has no entry there).
+        let (release_pacer, pacer_released) = mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("loadgen-pacer".into())
+            .spawn(move || {
+                let pinned = pacer_cpu.map(os::pin_current_thread).transpose();
+                if let Ok(mut threads) = pacer_shared.threads.lock() {
+                    threads.push(("pacer".to_string(), os::gettid()));
+                }
+                let mut report = publisher::run_pacer(
+                    pubs,
+                    &pacer_timeline,
+                    payload_bytes,
+                    drain_deadline_ns,
+                    pacer_spin_share,
+                );
+                if let Err(e) = pinned {
+                    report.errors.push(format!("pacer: {e:#}"));
+                }
+                // Returns when released or when the coordinator is gone.
+                let _ = pacer_released.recv();
+                report
+            })
+            .context("spawning the pacer thread")?;
+        Some((handle, release_pacer))
+    };
 
     // How late the hooks ran after each boundary: the server's counters are read then, so
     // a late reading covers more than the second it closes.
@@ -262,7 +298,10 @@ fn drive(
     stat_marks.push(cpustat::snapshot().ok());
     hooks.second_done(timeline.windows() as u32 - 1);
     let window_ns = started.elapsed().as_nanos() as u64;
-    drop(release_pacer);
+    let pacer_thread = pacer_thread.map(|(handle, release)| {
+        drop(release);
+        handle
+    });
     let steal_per_window: Vec<Option<f64>> = stat_marks
         .windows(2)
         .map(|pair| match (&pair[0], &pair[1]) {
@@ -288,9 +327,14 @@ fn drive(
         })
         .sum();
     let grace_ns = wait_for_in_flight(shared, healthy_expected, window_end_ns);
-    let pacer = pacer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the pacer thread panicked"))?;
+    let pacer = match pacer_thread {
+        Some(handle) => Some(
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("the pacer thread panicked"))?,
+        ),
+        None => None,
+    };
     let mut cpu = cpu_usage(
         &cpu_start,
         &cpu_end,

@@ -77,6 +77,9 @@ pub struct Shared {
     /// CLOCK_MONOTONIC ns from which messages received in the window are also counted in
     /// `received_since_mark` ([`super::WindowHooks::mark`]); `u64::MAX` until set.
     pub mark_ns: AtomicU64,
+    /// The pacer, handed to receiver thread 0 when it runs in that thread's ring loop (taken
+    /// there when the run starts).
+    pub pacer: Mutex<Option<super::publisher::Pacer>>,
 }
 
 /// What slow subscribers saw.
@@ -115,6 +118,8 @@ pub struct ThreadReport {
     pub read_delay: Histogram<u64>,
     /// The io_uring receive path's counters (zero on the readiness path).
     pub rx: super::ring::RxCounters,
+    /// The pacer's report, from the thread whose loop ran it.
+    pub pacer: Option<super::publisher::PacerReport>,
 }
 
 impl ThreadReport {
@@ -124,6 +129,7 @@ impl ThreadReport {
             received_since_mark: 0,
             read_delay: stats::pacing_histogram(),
             rx: Default::default(),
+            pacer: None,
             latency: stats::latency_histogram(),
             service_latency: stats::latency_histogram(),
             windows: Vec::new(),

@@ -45,6 +45,7 @@ use tokio::sync::watch;
 
 use super::delivery;
 use super::os;
+use super::publisher::Pacer;
 use super::seq::SeqTracker;
 use super::stats::WindowAcc;
 use super::subscriber::{Phase, Shared, SubPlan, ThreadReport};
@@ -64,6 +65,9 @@ const CQ_ENTRIES: u32 = 16 * 1024;
 const WAIT_NS: u32 = 5_000_000;
 /// `user_data` of cancellation requests (connections use their index).
 const CANCEL_USER_DATA: u64 = u64::MAX;
+/// `user_data` tags of the pacer's publisher polls (ORed with the publisher's index).
+const PUB_READ: u64 = 1 << 62;
+const PUB_WRITE: u64 = 1 << 61;
 /// Time allowed for one subscriber's connect and handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed at the end for every receive to acknowledge its cancellation.
@@ -217,7 +221,12 @@ impl Receiver {
 
     /// Submits what is queued and waits up to [`WAIT_NS`] for `want` completions.
     fn enter(&mut self, want: usize) -> Result<()> {
-        let ts = Timespec::new().nsec(WAIT_NS);
+        self.enter_for(want, WAIT_NS)
+    }
+
+    /// Submits what is queued and waits up to `wait_ns` (< 1 s) for `want` completions.
+    fn enter_for(&mut self, want: usize, wait_ns: u32) -> Result<()> {
+        let ts = Timespec::new().nsec(wait_ns);
         let args = SubmitArgs::new().timespec(&ts);
         match self.ring.submitter().submit_with_args(want, &args) {
             Ok(_) => Ok(()),
@@ -279,6 +288,103 @@ struct Conn {
     armed: bool,
     /// Closed or failed: no more receives.
     done: bool,
+}
+
+/// The pacer ([`Pacer`]) running in receiver thread 0's loop: it sends between completions
+/// and bounds the ring wait by its next deadline, which saves the separate pacer thread's two
+/// context switches per message on a CPU it would share with this one. Its publishers'
+/// sockets are watched on this ring: a multishot poll for readability (server `PING`s,
+/// `-ERR`s) and a one-shot poll for writability while a publisher has a backlog.
+struct PacerOnRing {
+    pacer: Pacer,
+    fds: Vec<i32>,
+    read_armed: Vec<bool>,
+    write_armed: Vec<bool>,
+}
+
+impl PacerOnRing {
+    /// Takes the pacer handed over for this thread, if any, and arms its publishers' polls.
+    fn take(shared: &Shared, rx: &mut Receiver, report: &mut ThreadReport) -> Result<Option<Self>> {
+        let Some(pacer) = shared.pacer.lock().ok().and_then(|mut slot| slot.take()) else {
+            return Ok(None);
+        };
+        if let Err(e) = os::set_timer_slack_ns(1) {
+            report.error(format!(
+                "pacer: {e:#} (timed wake-ups may be up to 50 us late)"
+            ));
+        }
+        let fds: Vec<i32> = pacer.fds().collect();
+        let mut me = Self {
+            read_armed: vec![false; fds.len()],
+            write_armed: vec![false; fds.len()],
+            fds,
+            pacer,
+        };
+        for k in 0..me.fds.len() {
+            me.arm_read(rx, k)?;
+        }
+        Ok(Some(me))
+    }
+
+    fn arm_read(&mut self, rx: &mut Receiver, k: usize) -> Result<()> {
+        if self.pacer.is_alive(k) && !self.read_armed[k] {
+            let sqe = opcode::PollAdd::new(Fd(self.fds[k]), libc::POLLIN as u32)
+                .multi(true)
+                .build()
+                .user_data(PUB_READ | k as u64);
+            rx.push(&sqe)?;
+            self.read_armed[k] = true;
+        }
+        Ok(())
+    }
+
+    /// Watches for writability every publisher that has bytes the kernel did not take.
+    fn arm_writes(&mut self, rx: &mut Receiver) -> Result<()> {
+        for k in 0..self.fds.len() {
+            if !self.write_armed[k] && self.pacer.has_backlog(k) {
+                let sqe = opcode::PollAdd::new(Fd(self.fds[k]), libc::POLLOUT as u32)
+                    .build()
+                    .user_data(PUB_WRITE | k as u64);
+                rx.push(&sqe)?;
+                self.write_armed[k] = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_completion(&mut self, rx: &mut Receiver, ud: u64, res: i32, more: bool) -> Result<()> {
+        let k = (ud & !(PUB_READ | PUB_WRITE)) as usize;
+        if k >= self.fds.len() {
+            return Ok(());
+        }
+        if ud & PUB_READ != 0 {
+            if !more {
+                self.read_armed[k] = false;
+            }
+            if res != -libc::ECANCELED {
+                // Readable, hung up or failed: the read says which.
+                self.pacer.on_readable(k);
+                self.arm_read(rx, k)?;
+            }
+        } else {
+            self.write_armed[k] = false;
+            if res != -libc::ECANCELED {
+                self.pacer.on_writable(k);
+            }
+        }
+        Ok(())
+    }
+
+    /// `user_data` of the polls still in flight.
+    fn armed(&self) -> impl Iterator<Item = u64> + '_ {
+        let reads = (0..self.fds.len())
+            .filter(|&k| self.read_armed[k])
+            .map(|k| PUB_READ | k as u64);
+        let writes = (0..self.fds.len())
+            .filter(|&k| self.write_armed[k])
+            .map(|k| PUB_WRITE | k as u64);
+        reads.chain(writes)
+    }
 }
 
 /// Counters of the receive path, per thread and summed over the run (all zero on the
@@ -395,6 +501,7 @@ fn thread_main(
             );
         }
     }
+    let mut pacer: Option<PacerOnRing> = None;
     loop {
         if phase.has_changed().unwrap_or(true) {
             match &*phase.borrow_and_update() {
@@ -402,13 +509,39 @@ fn thread_main(
                 Phase::Running(t) if timeline.is_none() => {
                     start_timeline(t, &mut conns, &mut report);
                     timeline = Some(t.clone());
+                    if index == 0 {
+                        pacer = PacerOnRing::take(shared, &mut rx, &mut report)?;
+                    }
                 }
                 _ => {}
             }
         }
-        rx.enter(1)?;
+        // The pacer's turn: send what is due, busy-wait for a deadline within its margin, and
+        // otherwise wait in the ring no longer than until the margin before the next one.
+        let mut wait_ns = WAIT_NS;
+        let mut timed_wake = None;
+        if let Some(p) = pacer.as_mut() {
+            p.pacer.send_due(os::now_ns());
+            let due = p.pacer.next_due_ns();
+            if due != u64::MAX {
+                let now = os::now_ns();
+                let margin = p.pacer.margin_ns();
+                if due <= now + margin {
+                    p.pacer.spin_and_send();
+                    continue;
+                }
+                let wake = due - margin;
+                if wake - now < u64::from(wait_ns) {
+                    wait_ns = (wake - now) as u32;
+                    timed_wake = Some(wake);
+                }
+            }
+            p.arm_writes(&mut rx)?;
+        }
+        rx.enter_for(1, wait_ns)?;
         report.rx.enters += 1;
         let mut rearm = Vec::new();
+        let mut pub_events = Vec::new();
         {
             let Receiver {
                 ring, msghdr, bufs, ..
@@ -417,6 +550,9 @@ fn thread_main(
             let mut completion = ring.completion();
             completion.sync();
             if completion.is_empty() {
+                if let (Some(p), Some(wake)) = (pacer.as_mut(), timed_wake) {
+                    p.pacer.observe_wake(wake, os::now_ns());
+                }
                 continue;
             }
             batch.load_mark(shared);
@@ -428,7 +564,20 @@ fn thread_main(
                 }
             }
             for cqe in &mut completion {
-                let Some(conn) = conns.get_mut(cqe.user_data() as usize) else {
+                let ud = cqe.user_data();
+                if ud & (PUB_READ | PUB_WRITE) != 0 && ud != CANCEL_USER_DATA {
+                    pub_events.push((ud, cqe.result(), cqueue::more(cqe.flags())));
+                    continue;
+                }
+                // Between two completions the pacer sends whatever fell due meanwhile, so a
+                // long batch of completions delays a message by at most one completion.
+                let read_ns = os::now_ns();
+                if let Some(p) = pacer.as_mut() {
+                    if read_ns >= p.pacer.next_due_ns() {
+                        p.pacer.send_due(read_ns);
+                    }
+                }
+                let Some(conn) = conns.get_mut(ud as usize) else {
                     continue;
                 };
                 report.rx.completions += 1;
@@ -455,7 +604,6 @@ fn thread_main(
                     // SAFETY: `bid` and the length come from this completion, and the buffer is
                     // recycled only after the last use of `data` below.
                     let data = unsafe { bufs.filled(bid, res as usize) };
-                    let read_ns = os::now_ns();
                     match RecvMsgOut::parse(data, msghdr) {
                         Ok(out) if out.payload_data().is_empty() => {
                             conn.done = true;
@@ -495,7 +643,7 @@ fn thread_main(
                     bufs.recycle(bid);
                 }
                 if !conn.armed && !conn.done {
-                    rearm.push(cqe.user_data());
+                    rearm.push(ud);
                 }
             }
         }
@@ -504,13 +652,26 @@ fn thread_main(
             rx.arm(fd, ud)?;
             conns[ud as usize].armed = true;
         }
+        if let Some(p) = pacer.as_mut() {
+            for (ud, res, more) in pub_events {
+                p.on_completion(&mut rx, ud, res, more)?;
+            }
+        }
         batch.flush(shared);
         conv.refresh(os::now_ns());
     }
-    let armed: Vec<u64> = (0..conns.len() as u64)
+    // A run stopped before this thread saw it start still reports the (idle) pacer.
+    if index == 0 && pacer.is_none() {
+        pacer = PacerOnRing::take(shared, &mut rx, &mut report)?;
+    }
+    let mut armed: Vec<u64> = (0..conns.len() as u64)
         .filter(|&i| conns[i as usize].armed)
         .collect();
+    if let Some(p) = &pacer {
+        armed.extend(p.armed());
+    }
     rx.shutdown(&armed);
+    report.pacer = pacer.map(|p| p.pacer.finish());
     for conn in conns {
         let Some(tracker) = conn.tracker else {
             continue;
