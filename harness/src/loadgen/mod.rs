@@ -34,7 +34,8 @@
 //! shares the first client CPU with receiver thread 0: on the io_uring path it runs inside that
 //! thread's ring loop (it sends between two completions once a message falls due, and bounds
 //! the ring's wait by its next deadline), which saves a thread's wake-up and two context
-//! switches per message; on the readiness path it is a SCHED_FIFO thread on that CPU. Either
+//! switches per message, and that thread runs SCHED_FIFO where permitted; on the readiness
+//! path it is a SCHED_FIFO thread on that CPU. Either
 //! way it busy-waits before a deadline only within [`PACER_SPIN_SHARE`] of its CPU, and the
 //! report says where it ran (`pacer_priority`). The calling thread is confined to the client
 //! CPUs for the run; it sleeps until each second of the window (sampling `/proc/stat` for host

@@ -342,6 +342,11 @@ impl Pacer {
         }
     }
 
+    /// Says where and how the pacer runs, for the report.
+    pub fn set_priority(&mut self, priority: String) {
+        self.report.priority = priority;
+    }
+
     /// The earliest intended send time still to come (`u64::MAX`: every message was sent).
     pub fn next_due_ns(&self) -> u64 {
         self.next_due_ns

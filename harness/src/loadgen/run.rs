@@ -221,7 +221,7 @@ fn drive(
             &timeline,
             spec.payload_bytes,
             pacer_spin_share,
-            "receiver thread 0's ring loop, SCHED_OTHER".to_string(),
+            "receiver thread 0's ring loop".to_string(),
         );
         *shared
             .pacer

@@ -292,7 +292,8 @@ struct Conn {
 
 /// The pacer ([`Pacer`]) running in receiver thread 0's loop: it sends between completions
 /// and bounds the ring wait by its next deadline, which saves the separate pacer thread's two
-/// context switches per message on a CPU it would share with this one. Its publishers'
+/// context switches per message on a CPU it would share with this one. The thread then runs
+/// SCHED_FIFO where permitted. Its publishers'
 /// sockets are watched on this ring: a multishot poll for readability (server `PING`s,
 /// `-ERR`s) and a one-shot poll for writability while a publisher has a backlog.
 struct PacerOnRing {
@@ -313,6 +314,14 @@ impl PacerOnRing {
                 "pacer: {e:#} (timed wake-ups may be up to 50 us late)"
             ));
         }
+        // SCHED_FIFO, as the pacer's own thread would be: otherwise the coordinating thread's
+        // work at a window boundary (attaching the server's tracepoints takes milliseconds)
+        // delays the messages due meanwhile (harness/PERF.md).
+        let mut pacer = pacer;
+        pacer.set_priority(match os::set_realtime_priority() {
+            Ok(()) => "receiver thread 0's ring loop, SCHED_FIFO 1".to_string(),
+            Err(e) => format!("receiver thread 0's ring loop, SCHED_OTHER ({e:#})"),
+        });
         let fds: Vec<i32> = pacer.fds().collect();
         let mut me = Self {
             read_armed: vec![false; fds.len()],
