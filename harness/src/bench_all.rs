@@ -11,9 +11,10 @@
 //! `harness/PERF.md`.
 //!
 //! - default: 3 reps x (1 s + 3 s + 0.4 s) + 0.9 s = 14.1 s per pair, x 60 = 846 s; sweep at
-//!   most 7 steps x (0.9 s + 0.5 s + 2 s + 0.4 s) = 26.6 s per row, x 10 = 266 s; total
-//!   1112 s = 18.5 min (< 20 min), plus ~3.8 s for each sweep step measured twice after a
-//!   pacer hiccup (`sweep::only_the_pacer_fell_behind`).
+//!   most 10 steps (12,500 to 6,400,000 deliveries/s: far enough that the fastest row's
+//!   own core saturates) x (0.9 s + 0.5 s + 2 s + 0.4 s) = 38 s per row, x 10 = 380 s; total
+//!   1226 s = 20.4 min, plus ~3.8 s for each sweep step measured twice after a pacer hiccup
+//!   (`sweep::only_the_pacer_fell_behind`).
 //! - `--quick`: 1 rep x (0.25 s + 1 s + 0.4 s) + 0.9 s = 2.55 s per pair, x 60 = 153 s; sweep at
 //!   most 3 steps x (0.9 s + 0.25 s + 1 s + 0.4 s) = 7.65 s per row, x 10 = 76.5 s; total
 //!   230 s = 3.8 min (< 4 min). The sweep usually stops early (p99 over its SLO).
@@ -850,13 +851,14 @@ mod tests {
     }
 
     #[test]
-    fn default_suite_fits_twenty_three_minutes_for_ten_rows() {
-        // 23 of the 25 minutes the default run may take (22 for the fan-out suite, 1 for the
-        // micro-cost suite): the rest is for what the estimate does not see (build, report,
+    fn default_suite_fits_twenty_five_minutes_for_ten_rows() {
+        // The estimate is an upper bound (every sweep runs all its steps, every climb two
+        // thirds of the way up): measured default runs take about 0.85 of it (harness/PERF.md),
+        // which leaves the rest of the 25 minutes for what it does not see (build, report,
         // re-measured sweep steps).
         let estimate = suite_estimate(false);
         assert!(
-            estimate < 23.0 * 60.0,
+            estimate < 25.0 * 60.0,
             "default suite estimate {estimate} s"
         );
     }

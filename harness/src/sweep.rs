@@ -100,7 +100,7 @@ impl Settings {
             slo_p99_us: 10_000.0,
             start_rate_per_publisher: scenario.rate_per_publisher * if quick { 1.0 } else { 0.25 },
             step_factor: 2.0,
-            max_steps: if quick { 3 } else { 7 },
+            max_steps: if quick { 3 } else { 10 },
         }
     }
 }
