@@ -520,7 +520,11 @@ impl WindowHooks for ServerSampler {
             return;
         };
         let began = Instant::now();
-        match counters.attach_tracepoints(pid) {
+        // Attaching takes tens of microseconds per thread and tracepoint (about 2 s for a
+        // server with a thousand threads): give it half the counted seconds, so the window's
+        // end is not sampled late and at least half of the counted part is counted.
+        let allowed = Duration::from_millis(500 * u64::from(self.counted_seconds));
+        match counters.attach_tracepoints(pid, Some(began + allowed)) {
             Ok(()) => {
                 let took = began.elapsed();
                 self.opened = Opened::of(&self.counters);

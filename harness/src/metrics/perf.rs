@@ -19,6 +19,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
 use perf_event_open_sys as sys;
@@ -187,8 +188,26 @@ impl ProcessEvent {
     /// Opens `kind` on each of `tids`. A thread that exited in the meantime is skipped (its
     /// work is over); any other error fails the event.
     fn open(kind: EventKind, tids: &[u32]) -> anyhow::Result<ProcessEvent> {
+        Self::open_until(kind, tids, None)
+    }
+
+    /// [`ProcessEvent::open`], giving up once `deadline` has passed (what was opened is then
+    /// closed in the background, see [`close_in_background`]).
+    fn open_until(
+        kind: EventKind,
+        tids: &[u32],
+        deadline: Option<Instant>,
+    ) -> anyhow::Result<ProcessEvent> {
         let mut counters = Vec::with_capacity(tids.len());
         for &tid in tids {
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                let done = counters.len();
+                close_in_background(ProcessEvent { counters });
+                bail!(OutOfTime(format!(
+                    "{done} of {} threads had this event when the time for attaching ran out",
+                    tids.len()
+                )));
+            }
             match Counter::open(kind, tid) {
                 Ok(counter) => counters.push(counter),
                 Err(err) if err.raw_os_error() == Some(libc::ESRCH) => {}
@@ -260,15 +279,30 @@ impl TracepointSet {
         }
     }
 
-    fn open(events: &anyhow::Result<PathBuf>, tids: &[u32]) -> TracepointSet {
-        let tracepoint = |category: &str, names: &[&str]| -> Result<ProcessEvent, String> {
+    /// Opens every tracepoint on `tids`; `Err` only when `deadline` passed first (everything
+    /// opened is then closed in the background).
+    fn open(
+        events: &anyhow::Result<PathBuf>,
+        tids: &[u32],
+        deadline: Option<Instant>,
+    ) -> anyhow::Result<TracepointSet> {
+        let mut out_of_time: Option<String> = None;
+        let mut tracepoint = |category: &str, names: &[&str]| -> Result<ProcessEvent, String> {
+            if let Some(why) = &out_of_time {
+                return Err(why.clone());
+            }
             let events = events.as_ref().map_err(|e| format!("{e:#}"))?;
             let mut last_err = None;
             for name in names {
                 match tracepoint_id(events, category, name) {
                     Ok(id) => {
-                        return ProcessEvent::open(EventKind::Tracepoint(id), tids)
-                            .map_err(|e| format!("{e:#}"))
+                        return ProcessEvent::open_until(EventKind::Tracepoint(id), tids, deadline)
+                            .map_err(|e| {
+                                if e.is::<OutOfTime>() {
+                                    out_of_time = Some(format!("{category}:{name}: {e}"));
+                                }
+                                format!("{e:#}")
+                            })
                     }
                     Err(e) => last_err = Some(format!("{e:#}")),
                 }
@@ -286,12 +320,48 @@ impl TracepointSet {
         }
         // The tracepoint was io_uring_submit_sqe before Linux 6.0.
         let sqes = tracepoint("io_uring", &["io_uring_submit_req", "io_uring_submit_sqe"]);
-        TracepointSet {
+        let set = TracepointSet {
             syscalls,
             breakdown,
             breakdown_missing,
             sqes,
+        };
+        if let Some(why) = out_of_time {
+            let events = set
+                .syscalls
+                .into_iter()
+                .chain(set.sqes)
+                .chain(set.breakdown.into_iter().map(|(_, e)| e));
+            for event in events {
+                close_in_background(event);
+            }
+            bail!("attaching ran out of time ({why})");
         }
+        Ok(set)
+    }
+}
+
+/// The time allowed for attaching the tracepoints ran out.
+#[derive(Debug)]
+struct OutOfTime(String);
+
+impl std::fmt::Display for OutOfTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OutOfTime {}
+
+/// Disables `event` now and closes it on a thread of its own (closing a tracepoint's last
+/// event waits for an RCU grace period: see [`ProcessCounters::close_in_background`]).
+fn close_in_background(event: ProcessEvent) {
+    event.disable();
+    if let Err(err) = std::thread::Builder::new()
+        .name("perf-close".into())
+        .spawn(move || drop(event))
+    {
+        eprintln!("fanbench: perf counters closed in the foreground ({err})");
     }
 }
 
@@ -326,8 +396,10 @@ impl ProcessCounters {
         let (tids, (task_clock, set)) = on_stable_threads(pid, |tids| {
             let task_clock =
                 ProcessEvent::open(EventKind::TaskClock, tids).map_err(|e| format!("{e:#}"));
+            // Without a deadline opening cannot run out of time, its only failure.
             let set = if tracepoints {
-                TracepointSet::open(&events, tids)
+                TracepointSet::open(&events, tids, None)
+                    .unwrap_or_else(|_| TracepointSet::not_attached())
             } else {
                 TracepointSet::not_attached()
             };
@@ -345,9 +417,14 @@ impl ProcessCounters {
 
     /// Opens the tracepoints on every current thread of `pid`, now, under load (the counters
     /// opened by [`ProcessCounters::open`] without them keep counting).
-    pub fn attach_tracepoints(&mut self, pid: u32) -> anyhow::Result<()> {
+    pub fn attach_tracepoints(
+        &mut self,
+        pid: u32,
+        deadline: Option<Instant>,
+    ) -> anyhow::Result<()> {
         let events = tracefs_events_dir();
-        let (_, set) = on_stable_threads(pid, |tids| TracepointSet::open(&events, tids))?;
+        let (_, set) = on_stable_threads(pid, |tids| TracepointSet::open(&events, tids, deadline))?;
+        let set = set?;
         self.syscalls = set.syscalls;
         self.breakdown = set.breakdown;
         self.breakdown_missing = set.breakdown_missing;
@@ -415,6 +492,32 @@ mod tests {
             }
         };
         f(&counters)
+    }
+
+    #[test]
+    fn attaching_gives_up_when_its_time_runs_out_and_not_before() {
+        let pid = std::process::id();
+        let mut counters = match ProcessCounters::open(pid, false) {
+            Ok(c) if c.task_clock.is_ok() => c,
+            Ok(c) => {
+                return eprintln!("skipping: task-clock unavailable: {:?}", c.task_clock.err())
+            }
+            Err(e) => return eprintln!("skipping: {e:#}"),
+        };
+        let past = Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let err = counters
+            .attach_tracepoints(pid, Some(past))
+            .expect_err("a deadline already passed");
+        assert!(format!("{err:#}").contains("ran out of time"), "{err:#}");
+        assert!(counters.syscalls.is_err(), "nothing is left attached");
+        match counters.attach_tracepoints(
+            pid,
+            Some(Instant::now() + std::time::Duration::from_secs(30)),
+        ) {
+            Ok(()) => assert!(counters.syscalls.is_ok() || tracefs_events_dir().is_err()),
+            Err(e) => eprintln!("tracepoints unavailable here: {e:#}"),
+        }
     }
 
     #[test]
