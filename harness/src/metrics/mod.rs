@@ -300,8 +300,10 @@ impl ServerSampler {
                              pick: &dyn Fn(&CounterSample) -> Option<u64>,
                              open: &Result<(), String>|
          -> Result<u64, String> {
-            open.clone()?;
+            // A part that was not counted says why (an attach that failed) before the event's
+            // state at the window's start does.
             let part = part.as_ref().map_err(Clone::clone)?;
+            open.clone()?;
             let (Some(s), Some(e)) = (&part.from.counters, &part.to.counters) else {
                 return Err("perf counters unavailable".into());
             };
@@ -630,6 +632,9 @@ mod tests {
         s.start = Some(snapshot(0, None, None));
         s.cut = Some(snapshot(2_000_000_000, None, None));
         s.attach_error = Some("attaching the tracepoints: EMFILE".into());
+        // As after a real failed attach: the tracepoint events were never opened.
+        s.opened.syscalls = Err(perf::NOT_ATTACHED.into());
+        s.opened.sqes = Err(perf::NOT_ATTACHED.into());
         s.end = Some(snapshot(3_000_000_000, None, None));
         let (metrics, headline) = s.finish(&report(&[1000, 1000, 1000], None));
         let reason = headline.syscalls_per_msg.null_reason().expect("null");

@@ -496,28 +496,44 @@ mod tests {
 
     #[test]
     fn attaching_gives_up_when_its_time_runs_out_and_not_before() {
-        let pid = std::process::id();
-        let mut counters = match ProcessCounters::open(pid, false) {
-            Ok(c) if c.task_clock.is_ok() => c,
-            Ok(c) => {
-                return eprintln!("skipping: task-clock unavailable: {:?}", c.task_clock.err())
+        // A child whose thread set holds still (this test process's does not: other tests
+        // start and end threads).
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawning sleep");
+        let pid = child.id();
+        let outcome = (|| {
+            let mut counters = match ProcessCounters::open(pid, false) {
+                Ok(c) if c.task_clock.is_ok() => c,
+                Ok(c) => {
+                    return eprintln!("skipping: task-clock unavailable: {:?}", c.task_clock.err())
+                }
+                Err(e) => return eprintln!("skipping: {e:#}"),
+            };
+            if tracefs_events_dir().is_err() {
+                return eprintln!("skipping: no tracefs here");
             }
-            Err(e) => return eprintln!("skipping: {e:#}"),
-        };
-        let past = Instant::now();
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        let err = counters
-            .attach_tracepoints(pid, Some(past))
-            .expect_err("a deadline already passed");
-        assert!(format!("{err:#}").contains("ran out of time"), "{err:#}");
-        assert!(counters.syscalls.is_err(), "nothing is left attached");
-        match counters.attach_tracepoints(
-            pid,
-            Some(Instant::now() + std::time::Duration::from_secs(30)),
-        ) {
-            Ok(()) => assert!(counters.syscalls.is_ok() || tracefs_events_dir().is_err()),
-            Err(e) => eprintln!("tracepoints unavailable here: {e:#}"),
-        }
+            let past = Instant::now();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            let err = counters
+                .attach_tracepoints(pid, Some(past))
+                .expect_err("a deadline already passed");
+            assert!(format!("{err:#}").contains("ran out of time"), "{err:#}");
+            assert!(counters.syscalls.is_err(), "nothing is left attached");
+            let later = Instant::now() + std::time::Duration::from_secs(30);
+            counters
+                .attach_tracepoints(pid, Some(later))
+                .expect("attaching in time");
+            assert!(
+                counters.syscalls.is_ok(),
+                "{:?}",
+                counters.syscalls.as_ref().err()
+            );
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        outcome
     }
 
     #[test]
