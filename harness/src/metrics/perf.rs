@@ -498,42 +498,46 @@ mod tests {
     fn attaching_gives_up_when_its_time_runs_out_and_not_before() {
         // A child whose thread set holds still (this test process's does not: other tests
         // start and end threads).
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("spawning sleep");
-        let pid = child.id();
-        let outcome = (|| {
-            let mut counters = match ProcessCounters::open(pid, false) {
-                Ok(c) if c.task_clock.is_ok() => c,
-                Ok(c) => {
-                    return eprintln!("skipping: task-clock unavailable: {:?}", c.task_clock.err())
-                }
-                Err(e) => return eprintln!("skipping: {e:#}"),
-            };
-            if tracefs_events_dir().is_err() {
-                return eprintln!("skipping: no tracefs here");
+        struct Child(std::process::Child);
+        impl Drop for Child {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
             }
-            let past = Instant::now();
-            std::thread::sleep(std::time::Duration::from_millis(1));
-            let err = counters
-                .attach_tracepoints(pid, Some(past))
-                .expect_err("a deadline already passed");
-            assert!(format!("{err:#}").contains("ran out of time"), "{err:#}");
-            assert!(counters.syscalls.is_err(), "nothing is left attached");
-            let later = Instant::now() + std::time::Duration::from_secs(30);
-            counters
-                .attach_tracepoints(pid, Some(later))
-                .expect("attaching in time");
-            assert!(
-                counters.syscalls.is_ok(),
-                "{:?}",
-                counters.syscalls.as_ref().err()
-            );
-        })();
-        let _ = child.kill();
-        let _ = child.wait();
-        outcome
+        }
+        let child = Child(
+            std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .expect("spawning sleep"),
+        );
+        let pid = child.0.id();
+        let mut counters = match ProcessCounters::open(pid, false) {
+            Ok(c) if c.task_clock.is_ok() => c,
+            Ok(c) => {
+                return eprintln!("skipping: task-clock unavailable: {:?}", c.task_clock.err())
+            }
+            Err(e) => return eprintln!("skipping: {e:#}"),
+        };
+        if tracefs_events_dir().is_err() {
+            return eprintln!("skipping: no tracefs here");
+        }
+        let past = Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let err = counters
+            .attach_tracepoints(pid, Some(past))
+            .expect_err("a deadline already passed");
+        assert!(format!("{err:#}").contains("ran out of time"), "{err:#}");
+        assert!(counters.syscalls.is_err(), "nothing is left attached");
+        let later = Instant::now() + std::time::Duration::from_secs(30);
+        counters
+            .attach_tracepoints(pid, Some(later))
+            .expect("attaching in time");
+        assert!(
+            counters.syscalls.is_ok(),
+            "{:?}",
+            counters.syscalls.as_ref().err()
+        );
     }
 
     #[test]
