@@ -300,8 +300,14 @@ impl ServerSampler {
                              pick: &dyn Fn(&CounterSample) -> Option<u64>,
                              open: &Result<(), String>|
          -> Result<u64, String> {
-            // A part that was not counted says why (an attach that failed) before the event's
-            // state at the window's start does.
+            // An event that could not be opened at all says so first; one that was waiting to
+            // be attached at the cut gives way to why the counted part is missing (a failed or
+            // abandoned attach).
+            if let Err(why) = open {
+                if why != perf::NOT_ATTACHED {
+                    return Err(why.clone());
+                }
+            }
             let part = part.as_ref().map_err(Clone::clone)?;
             open.clone()?;
             let (Some(s), Some(e)) = (&part.from.counters, &part.to.counters) else {
