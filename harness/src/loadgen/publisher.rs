@@ -244,9 +244,11 @@ pub struct PacerReport {
     pub errors: Vec<String>,
 }
 
+/// Where a pacer that no host took ran: nowhere.
+const NEVER_RAN: &str = "never ran";
+
 impl PacerReport {
-    /// The report of a pacer that never ran (its thread ended before the run started).
-    pub fn absent(windows: usize) -> Self {
+    fn new(windows: usize) -> Self {
         Self {
             pacing_lag: stats::pacing_histogram(),
             sent_in_window: 0,
@@ -254,10 +256,29 @@ impl PacerReport {
             max_lag_per_window: vec![0; windows],
             sent_total: 0,
             unsent_bytes: 0,
-            priority: "never ran".to_string(),
-            errors: vec!["pacer: it never ran (its thread ended before the run started)".into()],
+            priority: NEVER_RAN.to_string(),
+            errors: Vec::new(),
         }
     }
+
+    /// The report of a pacer that never ran (its thread ended before the run started).
+    pub fn absent(windows: usize) -> Self {
+        let mut report = Self::new(windows);
+        report
+            .errors
+            .push("pacer: it never ran (its thread ended before the run started)".into());
+        report
+    }
+}
+
+/// What the pacer's host should do next ([`Pacer::next_step`]).
+pub enum NextStep {
+    /// Every message was sent.
+    Done,
+    /// The next message is due within the spin margin: [`Pacer::spin_and_send`].
+    SpinAndSend,
+    /// Sleep (or wait for I/O) until this CLOCK_MONOTONIC ns, the margin before the deadline.
+    WakeAt(u64),
 }
 
 /// The schedule of every publisher and what has been sent of it: the part of the pacer that
@@ -289,7 +310,6 @@ impl Pacer {
         timeline: &Timeline,
         payload_bytes: usize,
         spin_share: f64,
-        priority: String,
     ) -> Self {
         let schedules: &[Schedule] = &timeline.schedules;
         let end_seq: Vec<u64> = schedules
@@ -313,16 +333,7 @@ impl Pacer {
             spin_cap_ns,
             filler: Bytes::from(payload::filler(payload_bytes)),
             crlf: Bytes::from_static(b"\r\n"),
-            report: PacerReport {
-                pacing_lag: stats::pacing_histogram(),
-                sent_in_window: 0,
-                sent_per_window: vec![0; timeline.windows()],
-                max_lag_per_window: vec![0; timeline.windows()],
-                sent_total: 0,
-                unsent_bytes: 0,
-                priority,
-                errors: Vec::new(),
-            },
+            report: PacerReport::new(timeline.windows()),
         };
         pacer.find_next();
         pacer
@@ -342,9 +353,18 @@ impl Pacer {
         }
     }
 
-    /// Says where and how the pacer runs, for the report.
-    pub fn set_priority(&mut self, priority: String) {
-        self.report.priority = priority;
+    /// Makes the calling thread the pacer's (1 ns timer slack, SCHED_FIFO where permitted) and
+    /// records where it runs (`host`) and how it is scheduled.
+    pub fn claim_thread(&mut self, host: &str) {
+        if let Err(e) = os::set_timer_slack_ns(1) {
+            self.report.errors.push(format!(
+                "pacer: {e:#} (timed wake-ups may be up to 50 us late)"
+            ));
+        }
+        self.report.priority = match os::set_realtime_priority() {
+            Ok(()) => format!("{host}, SCHED_FIFO 1"),
+            Err(e) => format!("{host}, SCHED_OTHER ({e:#})"),
+        };
     }
 
     /// The earliest intended send time still to come (`u64::MAX`: every message was sent).
@@ -352,9 +372,17 @@ impl Pacer {
         self.next_due_ns
     }
 
-    /// How long before a deadline to stop sleeping and busy-wait.
-    pub fn margin_ns(&self) -> u64 {
-        self.spin.margin_ns().min(self.spin_cap_ns)
+    /// Whether to busy-wait for the next message or sleep until the margin before it.
+    pub fn next_step(&self, now_ns: u64) -> NextStep {
+        if self.next_due_ns == u64::MAX {
+            return NextStep::Done;
+        }
+        let margin = self.spin.margin_ns().min(self.spin_cap_ns);
+        if self.next_due_ns > now_ns + margin {
+            NextStep::WakeAt(self.next_due_ns - margin)
+        } else {
+            NextStep::SpinAndSend
+        }
     }
 
     /// Records how late a timed wake-up asked for `asked_ns` was.
@@ -410,9 +438,14 @@ impl Pacer {
         self.find_next();
     }
 
-    /// The publishers' sockets, for a caller that waits on them itself.
-    pub fn fds(&self) -> impl Iterator<Item = i32> + '_ {
-        self.pubs.iter().map(|p| p.stream.as_raw_fd())
+    /// How many publishers there are (alive or not).
+    pub fn publishers(&self) -> usize {
+        self.pubs.len()
+    }
+
+    /// Publisher `k`'s socket, for a caller that waits on it itself.
+    pub fn fd(&self, k: usize) -> i32 {
+        self.pubs[k].stream.as_raw_fd()
     }
 
     /// Whether publisher `k` has bytes the kernel has not taken yet.
@@ -475,32 +508,19 @@ pub fn run_pacer(
     drain_deadline_ns: u64,
     spin_share: f64,
 ) -> PacerReport {
-    let slack = os::set_timer_slack_ns(1);
-    let priority = match os::set_realtime_priority() {
-        Ok(()) => "own thread, SCHED_FIFO 1".to_string(),
-        Err(e) => format!("own thread, SCHED_OTHER ({e:#})"),
-    };
-    let mut pacer = Pacer::new(pubs, timeline, payload_bytes, spin_share, priority);
-    if let Err(e) = slack {
-        pacer.report.errors.push(format!(
-            "pacer: {e:#} (timed wake-ups may be up to 50 us late)"
-        ));
-    }
+    let mut pacer = Pacer::new(pubs, timeline, payload_bytes, spin_share);
+    pacer.claim_thread("own thread");
     loop {
-        let due = pacer.next_due_ns();
-        if due == u64::MAX {
-            break;
-        }
         let now = os::now_ns();
-        let margin = pacer.margin_ns();
-        if due > now + margin {
-            let wake = due - margin;
-            if !poll_io(&mut pacer, wake - now) {
-                pacer.observe_wake(wake, os::now_ns());
+        match pacer.next_step(now) {
+            NextStep::Done => break,
+            NextStep::SpinAndSend => pacer.spin_and_send(),
+            NextStep::WakeAt(wake) => {
+                if !poll_io(&mut pacer, wake - now) {
+                    pacer.observe_wake(wake, os::now_ns());
+                }
             }
-            continue;
         }
-        pacer.spin_and_send();
     }
     while os::now_ns() < drain_deadline_ns && pacer.backlog_bytes() > 0 {
         poll_io(
@@ -519,11 +539,7 @@ pub fn run_pacer(
 fn poll_io(pacer: &mut Pacer, timeout_ns: u64) -> bool {
     let mut fds: Vec<libc::pollfd> = (0..pacer.pubs.len())
         .map(|k| libc::pollfd {
-            fd: if pacer.is_alive(k) {
-                pacer.pubs[k].stream.as_raw_fd()
-            } else {
-                -1
-            },
+            fd: if pacer.is_alive(k) { pacer.fd(k) } else { -1 },
             events: libc::POLLIN
                 | if pacer.has_backlog(k) {
                     libc::POLLOUT

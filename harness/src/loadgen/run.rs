@@ -215,52 +215,53 @@ fn drive(
     } else {
         PACER_SPIN_SHARE
     };
-    let pacer_thread = if pacer_in_ring {
-        let pacer = publisher::Pacer::new(
-            pubs,
-            &timeline,
-            spec.payload_bytes,
-            pacer_spin_share,
-            "receiver thread 0's ring loop".to_string(),
-        );
+    // The ring loop takes the pacer from the hand-over slot when it sees the run start, so
+    // the slot is filled before the phase changes.
+    let thread_pubs = if pacer_in_ring {
+        let pacer = publisher::Pacer::new(pubs, &timeline, spec.payload_bytes, pacer_spin_share);
         *shared
             .pacer
             .lock()
             .map_err(|_| anyhow::anyhow!("the pacer's hand-over lock is poisoned"))? = Some(pacer);
-        phase_tx.send_replace(Phase::Running(timeline.clone()));
         None
     } else {
-        phase_tx.send_replace(Phase::Running(timeline.clone()));
-        let pacer_cpu = spec.client_cpus.first().copied();
-        let pacer_timeline = timeline.clone();
-        let pacer_shared = Arc::clone(shared);
-        let payload_bytes = spec.payload_bytes;
-        // The pacer stays alive until the window's end has been sampled, so that its CPU time
-        // can still be read from /proc (a thread that exited has no entry there).
-        let (release_pacer, pacer_released) = mpsc::channel::<()>();
-        let handle = std::thread::Builder::new()
-            .name("loadgen-pacer".into())
-            .spawn(move || {
-                let pinned = pacer_cpu.map(os::pin_current_thread).transpose();
-                if let Ok(mut threads) = pacer_shared.threads.lock() {
-                    threads.push(("pacer".to_string(), os::gettid()));
-                }
-                let mut report = publisher::run_pacer(
-                    pubs,
-                    &pacer_timeline,
-                    payload_bytes,
-                    drain_deadline_ns,
-                    pacer_spin_share,
-                );
-                if let Err(e) = pinned {
-                    report.errors.push(format!("pacer: {e:#}"));
-                }
-                // Returns when released or when the coordinator is gone.
-                let _ = pacer_released.recv();
-                report
-            })
-            .context("spawning the pacer thread")?;
-        Some((handle, release_pacer))
+        Some(pubs)
+    };
+    phase_tx.send_replace(Phase::Running(timeline.clone()));
+    let pacer_thread = match thread_pubs {
+        None => None,
+        Some(pubs) => {
+            let pacer_cpu = spec.client_cpus.first().copied();
+            let pacer_timeline = timeline.clone();
+            let pacer_shared = Arc::clone(shared);
+            let payload_bytes = spec.payload_bytes;
+            // The pacer stays alive until the window's end has been sampled, so that its CPU
+            // time can still be read from /proc (a thread that exited has no entry there).
+            let (release_pacer, pacer_released) = mpsc::channel::<()>();
+            let handle = std::thread::Builder::new()
+                .name("loadgen-pacer".into())
+                .spawn(move || {
+                    let pinned = pacer_cpu.map(os::pin_current_thread).transpose();
+                    if let Ok(mut threads) = pacer_shared.threads.lock() {
+                        threads.push(("pacer".to_string(), os::gettid()));
+                    }
+                    let mut report = publisher::run_pacer(
+                        pubs,
+                        &pacer_timeline,
+                        payload_bytes,
+                        drain_deadline_ns,
+                        pacer_spin_share,
+                    );
+                    if let Err(e) = pinned {
+                        report.errors.push(format!("pacer: {e:#}"));
+                    }
+                    // Returns when released or when the coordinator is gone.
+                    let _ = pacer_released.recv();
+                    report
+                })
+                .context("spawning the pacer thread")?;
+            Some((handle, release_pacer))
+        }
     };
 
     // How late the hooks ran after each boundary: the server's counters are read then, so

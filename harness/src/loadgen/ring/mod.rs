@@ -45,7 +45,7 @@ use tokio::sync::watch;
 
 use super::delivery;
 use super::os;
-use super::publisher::Pacer;
+use super::publisher::{NextStep, Pacer};
 use super::seq::SeqTracker;
 use super::stats::WindowAcc;
 use super::subscriber::{Phase, Shared, SubPlan, ThreadReport};
@@ -298,38 +298,28 @@ struct Conn {
 /// `-ERR`s) and a one-shot poll for writability while a publisher has a backlog.
 struct PacerOnRing {
     pacer: Pacer,
-    fds: Vec<i32>,
     read_armed: Vec<bool>,
     write_armed: Vec<bool>,
 }
 
 impl PacerOnRing {
-    /// Takes the pacer handed over for this thread, if any, and arms its publishers' polls.
-    fn take(shared: &Shared, rx: &mut Receiver, report: &mut ThreadReport) -> Result<Option<Self>> {
-        let Some(pacer) = shared.pacer.lock().ok().and_then(|mut slot| slot.take()) else {
+    /// Takes the pacer handed over for this thread, if any, makes this thread its own and
+    /// arms its publishers' polls.
+    fn take(shared: &Shared, rx: &mut Receiver) -> Result<Option<Self>> {
+        let Some(mut pacer) = shared.pacer.lock().ok().and_then(|mut slot| slot.take()) else {
             return Ok(None);
         };
-        if let Err(e) = os::set_timer_slack_ns(1) {
-            report.error(format!(
-                "pacer: {e:#} (timed wake-ups may be up to 50 us late)"
-            ));
-        }
         // SCHED_FIFO, as the pacer's own thread would be: otherwise the coordinating thread's
         // work at a window boundary (attaching the server's tracepoints takes milliseconds)
         // delays the messages due meanwhile (harness/PERF.md).
-        let mut pacer = pacer;
-        pacer.set_priority(match os::set_realtime_priority() {
-            Ok(()) => "receiver thread 0's ring loop, SCHED_FIFO 1".to_string(),
-            Err(e) => format!("receiver thread 0's ring loop, SCHED_OTHER ({e:#})"),
-        });
-        let fds: Vec<i32> = pacer.fds().collect();
+        pacer.claim_thread("receiver thread 0's ring loop");
+        let n = pacer.publishers();
         let mut me = Self {
-            read_armed: vec![false; fds.len()],
-            write_armed: vec![false; fds.len()],
-            fds,
             pacer,
+            read_armed: vec![false; n],
+            write_armed: vec![false; n],
         };
-        for k in 0..me.fds.len() {
+        for k in 0..n {
             me.arm_read(rx, k)?;
         }
         Ok(Some(me))
@@ -337,7 +327,7 @@ impl PacerOnRing {
 
     fn arm_read(&mut self, rx: &mut Receiver, k: usize) -> Result<()> {
         if self.pacer.is_alive(k) && !self.read_armed[k] {
-            let sqe = opcode::PollAdd::new(Fd(self.fds[k]), libc::POLLIN as u32)
+            let sqe = opcode::PollAdd::new(Fd(self.pacer.fd(k)), libc::POLLIN as u32)
                 .multi(true)
                 .build()
                 .user_data(PUB_READ | k as u64);
@@ -349,9 +339,9 @@ impl PacerOnRing {
 
     /// Watches for writability every publisher that has bytes the kernel did not take.
     fn arm_writes(&mut self, rx: &mut Receiver) -> Result<()> {
-        for k in 0..self.fds.len() {
+        for k in 0..self.pacer.publishers() {
             if !self.write_armed[k] && self.pacer.has_backlog(k) {
-                let sqe = opcode::PollAdd::new(Fd(self.fds[k]), libc::POLLOUT as u32)
+                let sqe = opcode::PollAdd::new(Fd(self.pacer.fd(k)), libc::POLLOUT as u32)
                     .build()
                     .user_data(PUB_WRITE | k as u64);
                 rx.push(&sqe)?;
@@ -363,7 +353,7 @@ impl PacerOnRing {
 
     fn on_completion(&mut self, rx: &mut Receiver, ud: u64, res: i32, more: bool) -> Result<()> {
         let k = (ud & !(PUB_READ | PUB_WRITE)) as usize;
-        if k >= self.fds.len() {
+        if k >= self.pacer.publishers() {
             return Ok(());
         }
         if ud & PUB_READ != 0 {
@@ -386,10 +376,10 @@ impl PacerOnRing {
 
     /// `user_data` of the polls still in flight.
     fn armed(&self) -> impl Iterator<Item = u64> + '_ {
-        let reads = (0..self.fds.len())
+        let reads = (0..self.read_armed.len())
             .filter(|&k| self.read_armed[k])
             .map(|k| PUB_READ | k as u64);
-        let writes = (0..self.fds.len())
+        let writes = (0..self.write_armed.len())
             .filter(|&k| self.write_armed[k])
             .map(|k| PUB_WRITE | k as u64);
         reads.chain(writes)
@@ -519,7 +509,7 @@ fn thread_main(
                     start_timeline(t, &mut conns, &mut report);
                     timeline = Some(t.clone());
                     if index == 0 {
-                        pacer = PacerOnRing::take(shared, &mut rx, &mut report)?;
+                        pacer = PacerOnRing::take(shared, &mut rx)?;
                     }
                 }
                 _ => {}
@@ -531,19 +521,18 @@ fn thread_main(
         let mut timed_wake = None;
         if let Some(p) = pacer.as_mut() {
             p.pacer.send_due(os::now_ns());
-            let due = p.pacer.next_due_ns();
-            if due != u64::MAX {
-                let now = os::now_ns();
-                let margin = p.pacer.margin_ns();
-                if due <= now + margin {
+            let now = os::now_ns();
+            match p.pacer.next_step(now) {
+                NextStep::Done => {}
+                NextStep::SpinAndSend => {
                     p.pacer.spin_and_send();
                     continue;
                 }
-                let wake = due - margin;
-                if wake - now < u64::from(wait_ns) {
+                NextStep::WakeAt(wake) if wake - now < u64::from(wait_ns) => {
                     wait_ns = (wake - now) as u32;
                     timed_wake = Some(wake);
                 }
+                NextStep::WakeAt(_) => {}
             }
             p.arm_writes(&mut rx)?;
         }
@@ -669,10 +658,6 @@ fn thread_main(
         batch.flush(shared);
         conv.refresh(os::now_ns());
     }
-    // A run stopped before this thread saw it start still reports the (idle) pacer.
-    if index == 0 && pacer.is_none() {
-        pacer = PacerOnRing::take(shared, &mut rx, &mut report)?;
-    }
     let mut armed: Vec<u64> = (0..conns.len() as u64)
         .filter(|&i| conns[i as usize].armed)
         .collect();
@@ -680,7 +665,13 @@ fn thread_main(
         armed.extend(p.armed());
     }
     rx.shutdown(&armed);
-    report.pacer = pacer.map(|p| p.pacer.finish());
+    // A run stopped before this thread saw it start still reports the (idle) pacer.
+    let idle = || shared.pacer.lock().ok().and_then(|mut slot| slot.take());
+    report.pacer = match pacer {
+        Some(p) => Some(p.pacer.finish()),
+        None if index == 0 => idle().map(Pacer::finish),
+        None => None,
+    };
     for conn in conns {
         let Some(tracker) = conn.tracker else {
             continue;
