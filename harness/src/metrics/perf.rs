@@ -202,7 +202,7 @@ impl ProcessEvent {
         for &tid in tids {
             if deadline.is_some_and(|d| Instant::now() > d) {
                 let done = counters.len();
-                close_in_background(ProcessEvent { counters });
+                close_in_background(vec![ProcessEvent { counters }]);
                 bail!(OutOfTime(format!(
                     "{done} of {} threads had this event when the time for attaching ran out",
                     tids.len()
@@ -332,9 +332,7 @@ impl TracepointSet {
                 .into_iter()
                 .chain(set.sqes)
                 .chain(set.breakdown.into_iter().map(|(_, e)| e));
-            for event in events {
-                close_in_background(event);
-            }
+            close_in_background(events.collect());
             bail!("attaching ran out of time ({why})");
         }
         Ok(set)
@@ -353,14 +351,23 @@ impl std::fmt::Display for OutOfTime {
 
 impl std::error::Error for OutOfTime {}
 
-/// Disables `event` now and closes it on a thread of its own (closing a tracepoint's last
-/// event waits for an RCU grace period: see [`ProcessCounters::close_in_background`]).
-fn close_in_background(event: ProcessEvent) {
-    event.disable();
+/// Disables `events` now and closes them on a thread of their own (closing a tracepoint's
+/// last event waits for an RCU grace period: see [`ProcessCounters::close_in_background`]).
+fn close_in_background(events: Vec<ProcessEvent>) {
+    for event in &events {
+        event.disable();
+    }
+    drop_in_background(events);
+}
+
+/// Drops `counters` (already disabled) on a thread named `perf-close`, or here if no thread
+/// can be started.
+fn drop_in_background<T: Send + 'static>(counters: T) {
     if let Err(err) = std::thread::Builder::new()
         .name("perf-close".into())
-        .spawn(move || drop(event))
+        .spawn(move || drop(counters))
     {
+        // The counters went into the closure and were dropped with it, here.
         eprintln!("fanbench: perf counters closed in the foreground ({err})");
     }
 }
@@ -447,13 +454,7 @@ impl ProcessCounters {
         for event in tracepoints.chain(self.task_clock.iter()) {
             event.disable();
         }
-        if let Err(err) = std::thread::Builder::new()
-            .name("perf-close".into())
-            .spawn(move || drop(self))
-        {
-            // The counters went into the closure and were dropped with it, here.
-            eprintln!("fanbench: perf counters closed in the foreground ({err})");
-        }
+        drop_in_background(self);
     }
 
     /// Reads every counter. A read failure turns that value into `None`.
