@@ -145,6 +145,26 @@ fn pairs(json: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Sends SIGTERM to `harness`, waits for it to exit with 128 + SIGTERM, and checks that none
+/// of `children` outlived it; returns how long it took to exit.
+fn sigterm_and_check_exit(harness: &mut Child, children: &[u32]) -> Duration {
+    let signalled = Instant::now();
+    signal(harness.id(), libc::SIGTERM);
+    let status = wait_with_timeout(harness, Duration::from_secs(30));
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(143), "{status}");
+    for &pid in children {
+        assert!(is_gone(pid), "child {pid} was left running");
+    }
+    took
+}
+
+/// The file an interrupted command wrote says it is partial and which signal cut it short.
+fn assert_partial_by_sigterm(json: &Value) {
+    assert_eq!(json["partial"], true);
+    assert_eq!(json["interrupted_by"], "SIGTERM");
+}
+
 #[test]
 fn a_server_killed_mid_run_is_recorded_as_failed_and_bench_all_measures_the_other_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -180,22 +200,13 @@ fn sigterm_leaves_partial_results_a_report_and_no_server_and_resume_completes_th
     let first = wait_for_new_server(harness.id(), &[], Duration::from_secs(60));
     let second = wait_for_new_server(harness.id(), &[first], Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(500));
-    let signalled = Instant::now();
-    signal(harness.id(), libc::SIGTERM);
-    let status = wait_with_timeout(&mut harness, Duration::from_secs(30));
-    let took = signalled.elapsed();
-    assert_eq!(status.code(), Some(143), "{status}");
+    let took = sigterm_and_check_exit(&mut harness, &[first, second]);
     // The measurement in flight is abandoned, not run to its end.
     assert!(took < Duration::from_secs(10), "took {took:?}");
-    assert!(
-        is_gone(first) && is_gone(second),
-        "a server was left running"
-    );
 
     let run = run_dir(dir.path());
     let json = read_json(&run.join("results.json"));
-    assert_eq!(json["partial"], true);
-    assert_eq!(json["interrupted_by"], "SIGTERM");
+    assert_partial_by_sigterm(&json);
     assert_eq!(pairs(&json), vec!["seed-5x5/\"tokio\"".to_string()]);
     assert!(json["skipped"]
         .as_array()
@@ -280,13 +291,9 @@ fn sigterm_to_run_keeps_the_completed_repetitions() {
             break;
         }
     }
-    signal(harness.id(), libc::SIGTERM);
-    let status = wait_with_timeout(&mut harness, Duration::from_secs(30));
-    assert_eq!(status.code(), Some(143), "{status}");
-    assert!(is_gone(server), "the server was left running");
+    sigterm_and_check_exit(&mut harness, &[server]);
     let json = read_json(&out);
-    assert_eq!(json["partial"], true);
-    assert_eq!(json["interrupted_by"], "SIGTERM");
+    assert_partial_by_sigterm(&json);
     let reps = json["results"][0]["repetitions"]
         .as_array()
         .expect("the completed repetitions are kept");
@@ -311,17 +318,10 @@ fn sigterm_to_sweep_writes_the_steps_measured_a_report_and_leaves_no_server() {
     let first = wait_for_new_server(harness.id(), &[], Duration::from_secs(60));
     let second = wait_for_new_server(harness.id(), &[first], Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(300));
-    signal(harness.id(), libc::SIGTERM);
-    let status = wait_with_timeout(&mut harness, Duration::from_secs(30));
-    assert_eq!(status.code(), Some(143), "{status}");
-    assert!(
-        is_gone(first) && is_gone(second),
-        "a server was left running"
-    );
+    sigterm_and_check_exit(&mut harness, &[first, second]);
     let run = run_dir(dir.path());
     let json = read_json(&run.join("sweep.json"));
-    assert_eq!(json["partial"], true);
-    assert_eq!(json["interrupted_by"], "SIGTERM");
+    assert_partial_by_sigterm(&json);
     let sweeps = json["sweeps"].as_array().expect("sweeps");
     assert_eq!(sweeps.len(), 1, "the second row was not started");
     assert_eq!(sweeps[0]["ended_by"], "interrupted");
@@ -355,16 +355,9 @@ fn sigterm_to_calibrate_writes_the_finished_configurations_and_leaves_no_blaster
     let first = wait_for_new_child(harness.id(), "blaster", &[], Duration::from_secs(60));
     let second = wait_for_new_child(harness.id(), "blaster", &[first], Duration::from_secs(120));
     std::thread::sleep(Duration::from_millis(300));
-    signal(harness.id(), libc::SIGTERM);
-    let status = wait_with_timeout(&mut harness, Duration::from_secs(30));
-    assert_eq!(status.code(), Some(143), "{status}");
-    assert!(
-        is_gone(first) && is_gone(second),
-        "a blaster was left running"
-    );
+    sigterm_and_check_exit(&mut harness, &[first, second]);
     let json = read_json(&out);
-    assert_eq!(json["partial"], true);
-    assert_eq!(json["interrupted_by"], "SIGTERM");
+    assert_partial_by_sigterm(&json);
     let ceilings = json["ceilings"].as_array().expect("ceilings");
     assert_eq!(ceilings.len(), 1, "only the finished configuration");
     assert_eq!(ceilings[0]["frames_per_send"], 64);
