@@ -497,29 +497,12 @@ impl<'a> Suite<'a> {
         let reason = format!(
             "not measured: the run was {by}; `fanbench bench-all --resume DIR` measures it"
         );
-        for row in available {
-            for scenario in self.scenarios {
-                let done = self.is_measured(scenario, *row)
-                    || self
-                        .file
-                        .failed
-                        .iter()
-                        .any(|f| f.scenario == scenario.name && f.runtime == row.name())
-                    || self.file.skipped.iter().any(|s| {
-                        s.runtime == row.name()
-                            && s.scenario.as_deref().is_none_or(|n| n == scenario.name)
-                    });
-                if !done {
-                    self.file.skipped.push(Skipped {
-                        scenario: Some(scenario.name.clone()),
-                        runtime: row.name().to_string(),
-                        reason: reason.clone(),
-                    });
-                }
-            }
-        }
-        self.file.partial = true;
-        self.file.interrupted_by = Some(by.signal_name());
+        let pairs = available.iter().flat_map(|row| {
+            self.scenarios
+                .iter()
+                .map(move |scenario| (scenario.name.as_str(), row.name()))
+        });
+        self.file.mark_interrupted(pairs, &reason, by.signal_name());
         self.file.finished_at = Some(sysinfo::rfc3339(SystemTime::now()));
         write_results(&self.results_path, &self.file)?;
         self.print_totals(started, total_s);

@@ -569,27 +569,11 @@ fn finish_interrupted(
 ) -> anyhow::Result<()> {
     let reason = format!("not measured: the run was {by}");
     for side in [&mut *base, &mut *new] {
-        for scenario in scenarios {
-            for row in rows {
-                let file = &side.file;
-                let done = file
-                    .results
-                    .iter()
-                    .any(|r| r.scenario == scenario.name && r.runtime == row.name())
-                    || file.skipped.iter().any(|s| {
-                        s.runtime == row.name() && s.scenario.as_deref() == Some(&scenario.name)
-                    });
-                if !done {
-                    side.file.skipped.push(Skipped {
-                        scenario: Some(scenario.name.clone()),
-                        runtime: row.name().to_string(),
-                        reason: reason.clone(),
-                    });
-                }
-            }
-        }
-        side.file.partial = true;
-        side.file.interrupted_by = Some(by.signal_name());
+        let pairs = scenarios.iter().flat_map(|scenario| {
+            rows.iter()
+                .map(move |row| (scenario.name.as_str(), row.name()))
+        });
+        side.file.mark_interrupted(pairs, &reason, by.signal_name());
     }
     write_sides(run_dir, base, new)?;
     eprintln!(

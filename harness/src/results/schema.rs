@@ -93,6 +93,45 @@ pub struct ResultsFile {
     pub agents: Option<crate::agent::controller::AgentsSection>,
 }
 
+impl ResultsFile {
+    /// Whether the pair has an entry: measured, failed, or skipped (a skip that names no
+    /// scenario covers every scenario of its row).
+    pub fn has_entry(&self, scenario: &str, runtime: &str) -> bool {
+        self.results
+            .iter()
+            .any(|r| r.scenario == scenario && r.runtime == runtime)
+            || self
+                .failed
+                .iter()
+                .any(|f| f.scenario == scenario && f.runtime == runtime)
+            || self.skipped.iter().any(|s| {
+                s.runtime == runtime && s.scenario.as_deref().is_none_or(|n| n == scenario)
+            })
+    }
+
+    /// A signal stopped the run: every pair of `pairs` (scenario, runtime) without an entry is
+    /// listed as skipped with `reason`, and the file is flagged partial, interrupted by
+    /// `signal`.
+    pub fn mark_interrupted<'a>(
+        &mut self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        reason: &str,
+        signal: String,
+    ) {
+        for (scenario, runtime) in pairs {
+            if !self.has_entry(scenario, runtime) {
+                self.skipped.push(Skipped {
+                    scenario: Some(scenario.to_string()),
+                    runtime: runtime.to_string(),
+                    reason: reason.to_string(),
+                });
+            }
+        }
+        self.partial = true;
+        self.interrupted_by = Some(signal);
+    }
+}
+
 /// A (scenario, runtime) pair that started but could not be measured to the end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failed {
