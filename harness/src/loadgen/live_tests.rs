@@ -13,15 +13,31 @@ use super::*;
 /// Live runs share the machine's CPUs; running two at once would distort both.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// A nats-server for one test; it holds [`ONE_AT_A_TIME`] until it is dropped (after the
+/// child is killed: fields drop after `Drop::drop`).
 struct NatsServer {
     child: Child,
     addr: SocketAddr,
     config: std::path::PathBuf,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
+}
+
+/// Takes the live tests' turn and starts nats-server with `extra_config`, or says why the test
+/// is skipped.
+fn nats_or_skip(extra_config: &str) -> Option<NatsServer> {
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    match NatsServer::start(extra_config, turn) {
+        Ok(server) => Some(server),
+        Err(reason) => {
+            println!("SKIPPED: {reason}");
+            None
+        }
+    }
 }
 
 impl NatsServer {
     /// Starts nats-server with `extra_config` (nats config syntax), or returns why it cannot.
-    fn start(extra_config: &str) -> Result<Self, String> {
+    fn start(extra_config: &str, turn: std::sync::MutexGuard<'static, ()>) -> Result<Self, String> {
         let probe = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
         let addr = probe.local_addr().map_err(|e| e.to_string())?;
         drop(probe);
@@ -59,6 +75,7 @@ impl NatsServer {
             child,
             addr,
             config,
+            _one_at_a_time: turn,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
@@ -235,10 +252,8 @@ fn assert_complete(r: &LoadReport, publishers: u64, healthy_subscribers: u64, pe
 
 #[test]
 fn five_publishers_by_25_subscribers_at_50_msgs_deliver_everything_once() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let server = match NatsServer::start("") {
-        Ok(s) => s,
-        Err(reason) => return println!("SKIPPED: {reason}"),
+    let Some(server) = nats_or_skip("") else {
+        return;
     };
     let mut hooks = Recorder::default();
     let before = os::now_ns();
@@ -263,10 +278,8 @@ fn five_publishers_by_25_subscribers_at_50_msgs_deliver_everything_once() {
 
 #[test]
 fn one_publisher_to_100_subscribers_at_2000_msgs_of_1_kib_loses_nothing() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let server = match NatsServer::start("") {
-        Ok(s) => s,
-        Err(reason) => return println!("SKIPPED: {reason}"),
+    let Some(server) = nats_or_skip("") else {
+        return;
     };
     let r = run(
         &spec(server.addr, 1, 100, 2000.0, 1024),
@@ -279,14 +292,12 @@ fn one_publisher_to_100_subscribers_at_2000_msgs_of_1_kib_loses_nothing() {
 
 #[test]
 fn publishers_and_subscribers_answer_server_pings_during_the_run() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // A client that misses two PINGs in a row is dropped as stale. The server does not PING a
     // client it heard from recently, so the publishers send only twice a second: between
     // their messages they are PINGed every 100 ms, and one that did not answer would lose its
     // connection (and the run its messages) within the window.
-    let server = match NatsServer::start("ping_interval: \"100ms\"\nping_max: 2") {
-        Ok(s) => s,
-        Err(reason) => return println!("SKIPPED: {reason}"),
+    let Some(server) = nats_or_skip("ping_interval: \"100ms\"\nping_max: 2") else {
+        return;
     };
     let r =
         run(&spec(server.addr, 2, 5, 2.0, 128), &mut Recorder::default()).expect("run completes");
@@ -296,10 +307,8 @@ fn publishers_and_subscribers_answer_server_pings_during_the_run() {
 
 #[test]
 fn thousand_subscribers_on_two_threads_all_subscribe_and_merge_into_one_report() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let server = match NatsServer::start("") {
-        Ok(s) => s,
-        Err(reason) => return println!("SKIPPED: {reason}"),
+    let Some(server) = nats_or_skip("") else {
+        return;
     };
     let mut spec = spec(server.addr, 5, 200, 20.0, 1024);
     // Two subscriber threads (on the same CPU when the machine has only two).
@@ -319,10 +328,8 @@ fn thousand_subscribers_on_two_threads_all_subscribe_and_merge_into_one_report()
 
 #[test]
 fn server_stopped_for_500ms_shows_in_p99_and_max_latency() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let server = match NatsServer::start("") {
-        Ok(s) => s,
-        Err(reason) => return println!("SKIPPED: {reason}"),
+    let Some(server) = nats_or_skip("") else {
+        return;
     };
     let mut spec = spec(server.addr, 1, 10, 200.0, 256);
     spec.warmup = Duration::from_millis(500);
@@ -381,10 +388,8 @@ fn server_stopped_for_500ms_shows_in_p99_and_max_latency() {
 
 #[test]
 fn server_stopped_for_the_last_30_percent_of_the_window_shows_in_received_throughput() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let server = match NatsServer::start("") {
-        Ok(s) => s,
-        Err(reason) => return println!("SKIPPED: {reason}"),
+    let Some(server) = nats_or_skip("") else {
+        return;
     };
     let mut spec = spec(server.addr, 1, 10, 500.0, 256);
     spec.duration = Duration::from_secs(3);
@@ -440,10 +445,8 @@ fn server_stopped_for_the_last_30_percent_of_the_window_shows_in_received_throug
 
 #[test]
 fn a_mark_counts_the_messages_received_after_it() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let server = match NatsServer::start("") {
-        Ok(s) => s,
-        Err(reason) => return println!("SKIPPED: {reason}"),
+    let Some(server) = nats_or_skip("") else {
+        return;
     };
     let spec = spec(server.addr, 1, 10, 1000.0, 128);
     // The mark is set 1.5 s into the 3 s window.
@@ -479,11 +482,9 @@ fn a_mark_counts_the_messages_received_after_it() {
 
 #[test]
 fn slow_subscriber_is_cut_without_costing_healthy_subscribers_a_message() {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // A small max_pending makes nats-server cut the trickling reader within a fraction of a second.
-    let server = match NatsServer::start("write_deadline: \"500ms\"") {
-        Ok(s) => s,
-        Err(reason) => return println!("SKIPPED: {reason}"),
+    let Some(server) = nats_or_skip("write_deadline: \"500ms\"") else {
+        return;
     };
     let mut spec = spec(server.addr, 1, 5, 1000.0, 1024);
     spec.slow_subscribers = 1;
