@@ -11,8 +11,9 @@
 //! `harness/PERF.md`.
 //!
 //! - default: 3 reps x (1 s + 3 s + 0.4 s) + 0.9 s = 14.1 s per pair, x 60 = 846 s; sweep at
-//!   most 10 steps (12,500 to 6,400,000 deliveries/s: far enough that the fastest row's
-//!   own core saturates) x (0.9 s + 0.5 s + 2 s + 0.4 s) = 38 s per row, x 10 = 380 s; total
+//!   most 9 climbing steps (25,000 to 6,400,000 deliveries/s: far enough that the fastest
+//!   row's own core saturates) and one refinement step between the last sustained and the
+//!   first unsustained load, 10 x (0.9 s + 0.5 s + 2 s + 0.4 s) = 38 s per row, x 10 = 380 s; total
 //!   1226 s = 20.4 min, plus ~3.8 s for each sweep step measured twice after a pacer hiccup
 //!   (`sweep::only_the_pacer_fell_behind`).
 //! - `--quick`: 1 rep x (0.25 s + 1 s + 0.4 s) + 0.9 s = 2.55 s per pair, x 60 = 153 s; sweep at
@@ -127,8 +128,8 @@ pub fn sweep_estimate_seconds(rows: usize, swept: Option<&Scenario>, quick: bool
     };
     let mut step = scenario.clone();
     SweepSettings::step_timing(&mut step, quick);
-    let max_steps = SweepSettings::bench_all(scenario, quick).max_steps;
-    rows as f64 * f64::from(max_steps) * pair_estimate_seconds(&step)
+    let most_steps = SweepSettings::bench_all(scenario, quick).most_steps();
+    rows as f64 * f64::from(most_steps) * pair_estimate_seconds(&step)
 }
 
 /// Seconds the batching comparison is expected to take (the suite's own window is reused).

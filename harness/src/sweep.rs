@@ -7,6 +7,12 @@
 //! step is exactly as trustworthy as a `fanbench run`. A step whose only fault is the load
 //! generator's pacer falling behind is measured once more before it can end the sweep
 //! ([`only_the_pacer_fell_behind`]).
+//!
+//! The load climbs by `--step-factor` until a step is not sustained; then up to `--refine`
+//! steps at the geometric middle of the highest sustained and the lowest unsustained load
+//! narrow the limit (with the factor 2, one refinement pins it to within 1.41x instead of 2x:
+//! rows whose limits differ by less than a step no longer tie). The steps are kept in order of
+//! load, refinements marked.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -56,9 +62,13 @@ pub struct SweepArgs {
     /// Each step multiplies the rate by this.
     #[arg(long, default_value_t = 2.0)]
     pub step_factor: f64,
-    /// Most steps per runtime.
+    /// Most steps per runtime while the load climbs (refinements not counted).
     #[arg(long, default_value_t = 8)]
     pub max_steps: u32,
+    /// Steps between the highest sustained and the lowest unsustained load once a step is not
+    /// sustained (each at their geometric middle; 0: none).
+    #[arg(long, default_value_t = 1)]
+    pub refine: u32,
     /// Short steps: 0.25 s warm-up, 1 s window, at most 4 steps (bench-all --quick: 3).
     #[arg(long)]
     pub quick: bool,
@@ -78,6 +88,8 @@ pub struct Settings {
     pub start_rate_per_publisher: f64,
     pub step_factor: f64,
     pub max_steps: u32,
+    /// Refinement steps after the first unsustained one.
+    pub refine: u32,
 }
 
 impl Settings {
@@ -94,14 +106,77 @@ impl Settings {
 
     /// bench-all's sweep of `scenario` (the workload's own settings, before step timing).
     /// `--quick` has room for 3 steps: they start at the workload's own rate so they reach the
-    /// interesting range (x1, x2, x4); the default suite starts lower to show the shape.
+    /// interesting range (x1, x2, x4); the default suite starts at half of it (25 k
+    /// deliveries/s for fanout-100) and climbs 9 steps to 64x the workload's rate, past the
+    /// fastest row's limit, then refines once between the last sustained and the first
+    /// unsustained load.
     pub fn bench_all(scenario: &Scenario, quick: bool) -> Settings {
         Settings {
             slo_p99_us: 10_000.0,
-            start_rate_per_publisher: scenario.rate_per_publisher * if quick { 1.0 } else { 0.25 },
+            start_rate_per_publisher: scenario.rate_per_publisher * if quick { 1.0 } else { 0.5 },
             step_factor: 2.0,
-            max_steps: if quick { 3 } else { 10 },
+            max_steps: if quick { 3 } else { 9 },
+            refine: if quick { 0 } else { 1 },
         }
+    }
+
+    /// Most steps one row's sweep measures (retries after a pacer hiccup not counted).
+    pub fn most_steps(&self) -> u32 {
+        self.max_steps + self.refine
+    }
+}
+
+/// Where the load goes next: up by the factor while every step is sustained, then, while
+/// refinements are left, the geometric middle of the highest sustained and the lowest
+/// unsustained load.
+#[derive(Debug, Clone)]
+struct Climb {
+    rate: f64,
+    factor: f64,
+    climbs_left: u32,
+    refine_left: u32,
+    /// Highest sustained rate, lowest unsustained rate.
+    low: Option<f64>,
+    high: Option<f64>,
+}
+
+impl Climb {
+    fn new(settings: &Settings) -> Self {
+        Climb {
+            rate: settings.start_rate_per_publisher,
+            factor: settings.step_factor,
+            climbs_left: settings.max_steps,
+            refine_left: settings.refine,
+            low: None,
+            high: None,
+        }
+    }
+
+    /// The step at `self.rate` was (or was not) sustained: the next rate, or `None` when the
+    /// sweep is over. Refinement needs a sustained step below the unsustained one.
+    fn next(&mut self, sustained: bool) -> Option<f64> {
+        let refining = self.high.is_some();
+        if sustained {
+            self.low = Some(self.low.map_or(self.rate, |l| l.max(self.rate)));
+        } else {
+            self.high = Some(self.high.map_or(self.rate, |h| h.min(self.rate)));
+        }
+        if !refining {
+            self.climbs_left = self.climbs_left.saturating_sub(1);
+        }
+        self.rate = match (self.low, self.high) {
+            (_, None) if self.climbs_left > 0 => self.rate * self.factor,
+            (Some(low), Some(high)) if self.refine_left > 0 => {
+                self.refine_left -= 1;
+                (low * high).sqrt()
+            }
+            _ => return None,
+        };
+        Some(self.rate)
+    }
+
+    fn refining(&self) -> bool {
+        self.high.is_some()
     }
 }
 
@@ -204,6 +279,9 @@ pub struct Step {
     pub first_attempt_reasons: Option<Vec<String>>,
     /// What kept this step from being sustained (see [`ended_by`]); null when it was.
     pub ended_by: Option<String>,
+    /// Measured between the highest sustained and the lowest unsustained load after the
+    /// climb stopped (`--refine`), not on the way up.
+    pub refinement: bool,
     pub result: ScenarioResult,
 }
 
@@ -249,9 +327,11 @@ pub fn only_the_pacer_fell_behind(result: &ScenarioResult) -> bool {
         })
 }
 
-/// Sweeps one row: steps until a step is not sustained or `max_steps` ran. A step that is not
-/// sustained only because the pacer fell behind is measured once more (see
-/// [`only_the_pacer_fell_behind`]); the step records both.
+/// Sweeps one row: steps until a step is not sustained or `max_steps` ran, then up to
+/// `refine` steps between the highest sustained and the lowest unsustained load ([`Climb`]).
+/// A step that is not sustained only because the pacer fell behind is measured once more (see
+/// [`only_the_pacer_fell_behind`]); the step records both. The steps come back in order of
+/// load; what ended the sweep is what kept the lowest unsustained load from being sustained.
 pub fn sweep_row(
     row: Row,
     base: &Scenario,
@@ -261,11 +341,13 @@ pub fn sweep_row(
     on_step: &mut dyn FnMut(&Step),
 ) -> Sweep {
     let mut steps: Vec<Step> = Vec::new();
-    let mut stop_reason = format!("reached {} steps, every one sustained", settings.max_steps);
-    let mut stopped_by = "max-steps".to_string();
+    // Set when a step could not be measured at all (the sweep ends there).
+    let mut failure: Option<(String, &str)> = None;
     let mut host_noise_retries = 0;
+    let mut climb = Climb::new(settings);
     let mut rate = settings.start_rate_per_publisher;
-    for index in 0..settings.max_steps {
+    for index in 0.. {
+        let refinement = climb.refining();
         let mut scenario = base.clone();
         scenario.rate_per_publisher = rate;
         let load = offered(&scenario);
@@ -283,50 +365,64 @@ pub fn sweep_row(
                 measured = measure(row, &scenario, placement, &retry_log, &mut |_| {});
             }
         }
-        match measured {
-            Ok(result) => {
-                let reasons = unsustained_reasons(&result, settings.slo_p99_us);
-                let step_ended_by = ended_by(&result, settings.slo_p99_us).map(str::to_string);
-                if let Some(what) = &step_ended_by {
-                    stopped_by.clone_from(what);
-                }
-                let step = Step {
-                    rate_per_publisher: rate,
-                    offered_msgs_per_s: load,
-                    sustained: reasons.is_empty(),
-                    unsustained_reasons: reasons.clone(),
-                    first_attempt_reasons,
-                    ended_by: step_ended_by,
-                    result,
-                };
-                on_step(&step);
-                steps.push(step);
-                if !reasons.is_empty() {
-                    stop_reason = format!(
-                        "step {index} at {load:.0} deliveries/s: {}",
-                        reasons.join("; ")
-                    );
-                    break;
-                }
-            }
+        let result = match measured {
+            Ok(result) => result,
             Err(MeasureError::Start(err)) => {
-                stop_reason = format!("server did not start: {err:#}");
-                stopped_by = "error".into();
+                failure = Some((format!("server did not start: {err:#}"), "error"));
                 break;
             }
             Err(MeasureError::Run(err)) => {
-                stop_reason = format!("step {index} at {load:.0} deliveries/s failed: {err:#}");
-                stopped_by = "error".into();
+                failure = Some((
+                    format!("step {index} at {load:.0} deliveries/s failed: {err:#}"),
+                    "error",
+                ));
                 break;
             }
             Err(MeasureError::Interrupted { by, .. }) => {
-                stop_reason = format!("step {index} at {load:.0} deliveries/s: {by}");
-                stopped_by = "interrupted".into();
+                failure = Some((
+                    format!("step {index} at {load:.0} deliveries/s: {by}"),
+                    "interrupted",
+                ));
                 break;
             }
+        };
+        let reasons = unsustained_reasons(&result, settings.slo_p99_us);
+        let step = Step {
+            rate_per_publisher: rate,
+            offered_msgs_per_s: load,
+            sustained: reasons.is_empty(),
+            ended_by: ended_by(&result, settings.slo_p99_us).map(str::to_string),
+            unsustained_reasons: reasons,
+            first_attempt_reasons,
+            refinement,
+            result,
+        };
+        on_step(&step);
+        let sustained = step.sustained;
+        steps.push(step);
+        match climb.next(sustained) {
+            Some(next) => rate = next,
+            None => break,
         }
-        rate *= settings.step_factor;
     }
+    steps.sort_by(|a, b| a.offered_msgs_per_s.total_cmp(&b.offered_msgs_per_s));
+    let lowest_unsustained = steps.iter().find(|s| !s.sustained);
+    let (stop_reason, stopped_by) = match (failure, lowest_unsustained) {
+        (Some((reason, what)), _) => (reason, what.to_string()),
+        (None, Some(step)) => (
+            format!(
+                "{:.0} deliveries/s{}: {}",
+                step.offered_msgs_per_s,
+                if step.refinement { " (refinement)" } else { "" },
+                step.unsustained_reasons.join("; ")
+            ),
+            step.ended_by.clone().unwrap_or_else(|| "slo".into()),
+        ),
+        (None, None) => (
+            format!("reached {} steps, every one sustained", settings.max_steps),
+            "max-steps".to_string(),
+        ),
+    };
     let max = steps
         .iter()
         .take_while(|s| s.sustained)
@@ -362,7 +458,8 @@ pub fn sweep_rows(
             break;
         }
         eprintln!(
-            "fanbench: sweep {} on {}: from {:.0} deliveries/s, x{} per step, SLO p99 {:.0} us",
+            "fanbench: sweep {} on {}: from {:.0} deliveries/s, x{} per step, {} refinement \
+             step(s), SLO p99 {:.0} us",
             base.name,
             row.name(),
             offered(&Scenario {
@@ -370,6 +467,7 @@ pub fn sweep_rows(
                 ..base.clone()
             }),
             settings.step_factor,
+            settings.refine,
             settings.slo_p99_us
         );
         let sweep = sweep_row(*row, base, settings, placement, log_dir, &mut |step| {
@@ -382,8 +480,9 @@ pub fn sweep_rows(
                 );
             }
             eprintln!(
-                "fanbench:   {:>10.0} deliveries/s offered: p99 {:>9} us, lost {}, {}",
+                "fanbench:   {:>10.0} deliveries/s offered{}: p99 {:>9} us, lost {}, {}",
                 step.offered_msgs_per_s,
+                if step.refinement { " (refining)" } else { "" },
                 step.result
                     .summary
                     .headline
@@ -509,6 +608,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         } else {
             args.max_steps
         },
+        refine: args.refine,
     };
     let provenance = new_results_file(
         SystemTime::now(),
@@ -648,6 +748,7 @@ mod tests {
                     unsustained_reasons: vec![],
                     first_attempt_reasons: None,
                     ended_by: None,
+                    refinement: false,
                     result: r,
                 }],
                 max_sustainable: Measured::Value(250.0),
@@ -661,5 +762,53 @@ mod tests {
         let read = fanbench_plots::SweepDoc::load(&path).expect("the report's reader loads it");
         assert_eq!(read.sweeps[0].max_sustainable_msgs_per_s, Some(250.0));
         assert_eq!(read.sweeps[0].steps.len(), 1);
+    }
+
+    /// The loads a climb visits when every load up to `limit` is sustained.
+    fn loads(settings: &Settings, limit: f64) -> Vec<f64> {
+        let mut climb = Climb::new(settings);
+        let mut rate = settings.start_rate_per_publisher;
+        let mut seen = vec![rate];
+        while let Some(next) = climb.next(rate <= limit) {
+            rate = next;
+            seen.push(rate);
+        }
+        seen
+    }
+
+    fn settings(max_steps: u32, refine: u32) -> Settings {
+        Settings {
+            slo_p99_us: 10_000.0,
+            start_rate_per_publisher: 100.0,
+            step_factor: 2.0,
+            max_steps,
+            refine,
+        }
+    }
+
+    #[test]
+    fn the_climb_refines_between_the_last_sustained_and_the_first_unsustained_load() {
+        // 100, 200, 400 sustained; 800 not; middle 565.7 sustained; middle of that and 800.
+        let seen = loads(&settings(9, 2), 600.0);
+        assert_eq!(seen.len(), 6, "{seen:?}");
+        assert_eq!(&seen[..4], &[100.0, 200.0, 400.0, 800.0]);
+        assert!((seen[4] - (400.0_f64 * 800.0).sqrt()).abs() < 1e-9);
+        assert!((seen[5] - (seen[4] * 800.0).sqrt()).abs() < 1e-9);
+        // An unsustained refinement lowers the upper end instead.
+        let seen = loads(&settings(9, 2), 450.0);
+        let mid = (400.0_f64 * 800.0).sqrt();
+        assert!((seen[4] - mid).abs() < 1e-9);
+        assert!((seen[5] - (400.0 * mid).sqrt()).abs() < 1e-9, "{seen:?}");
+        assert_eq!(loads(&settings(9, 0), 450.0).len(), 4);
+    }
+
+    #[test]
+    fn the_climb_stops_at_max_steps_and_refines_nothing_without_a_sustained_step() {
+        assert_eq!(loads(&settings(3, 1), 1e9), vec![100.0, 200.0, 400.0]);
+        assert_eq!(loads(&settings(9, 1), 10.0), vec![100.0]);
+        // bench-all's worst case is its estimate's.
+        let s = Settings::bench_all(&result(1.0, 0, true).scenario_config, false);
+        let worst = loads(&s, s.start_rate_per_publisher * 2.0_f64.powi(7) * 1.1);
+        assert_eq!(worst.len() as u32, s.most_steps(), "{worst:?}");
     }
 }
