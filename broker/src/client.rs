@@ -233,6 +233,7 @@ impl Connection<'_> {
             if let Some(reason) = self.handle_buffered(&mut buf) {
                 return reason;
             }
+            self.broker.window().release_due(Instant::now());
         }
     }
 
@@ -483,10 +484,14 @@ async fn write_loop<R: Runtime>(
         if let Some(until) = hold.take() {
             let now = Instant::now();
             if until > now {
-                let mut nap = pin!(R::sleep(until - now));
+                // Whichever comes first: the writer's own sleep, or a reader that saw the
+                // window end (a timer that rounds up must not stretch the hold).
+                let nap = pin!(R::sleep(until - now));
+                let released = pin!(window.released(until));
+                let mut hold_over = select(nap, released);
                 loop {
-                    match select(nap.as_mut(), timer.as_mut()).await {
-                        Either::Left(((), _)) => break,
+                    match select(&mut hold_over, timer.as_mut()).await {
+                        Either::Left(_) => break,
                         Either::Right(((), _)) => {
                             on_timer(config, client, accepted, &mut next_ping);
                             timer.set(R::sleep(check_every));

@@ -17,9 +17,25 @@
 //!
 //! The rule lives in the broker (each writer sleeps on the runtime's own timer), so every row
 //! runs the same policy.
+//!
+//! # Ending a hold on time on every runtime
+//!
+//! Timers differ: Tokio's and Monoio's wheels round a deadline up to their next 1 ms tick, so
+//! a 1 ms hold lasted up to 2 ms there and those rows sent about a third fewer, fuller segments
+//! than rows with exact timers (broker/PERF.md): the same rule, a different policy in effect.
+//! So a held writer also waits on the window itself ([`Window::released`]), and the first
+//! reader to handle input after the window's end wakes every writer held for it
+//! ([`Window::release_due`]). Under load, when holds happen, input arrives all the time and a
+//! hold ends within one input's spacing of its end whatever the timer; when input stops, the
+//! writer's own sleep still ends it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// The default window: 1 ms, the same for every row. Chosen by measurement (`broker/PERF.md`):
 /// under load it cuts sends per delivered message, and with them CPU per message, for at most
@@ -35,6 +51,12 @@ pub struct Window {
     epoch: Instant,
     /// Nanoseconds after `epoch` at which the current window ends (0: none yet).
     end_ns: AtomicU64,
+    /// Writers held until a window end: (registration id, end in ns after `epoch`, waker).
+    held: Mutex<Vec<(u64, u64, Waker)>>,
+    /// `held.len()`, readable without the lock, and the earliest end among them.
+    held_count: AtomicUsize,
+    earliest_held_ns: AtomicU64,
+    next_id: AtomicU64,
 }
 
 impl Window {
@@ -44,7 +66,60 @@ impl Window {
             window,
             epoch: Instant::now(),
             end_ns: AtomicU64::new(0),
+            held: Mutex::new(Vec::new()),
+            held_count: AtomicUsize::new(0),
+            earliest_held_ns: AtomicU64::new(u64::MAX),
+            next_id: AtomicU64::new(0),
         }
+    }
+
+    fn ns_since_epoch(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// A future that completes once a hold ending at `until` is over and some reader has seen
+    /// that ([`Window::release_due`]); a writer selects it with its own sleep until `until`.
+    pub fn released(&self, until: Instant) -> Released<'_> {
+        Released {
+            window: self,
+            until_ns: self.ns_since_epoch(until),
+            id: None,
+        }
+    }
+
+    /// Wakes every writer whose hold ended at or before `now`. Cheap when nothing is held or
+    /// nothing is due (two atomic loads): readers call it after each read.
+    pub fn release_due(&self, now: Instant) {
+        if self.held_count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let now_ns = self.ns_since_epoch(now);
+        if now_ns < self.earliest_held_ns.load(Ordering::Acquire) {
+            return;
+        }
+        let mut due = Vec::new();
+        {
+            let mut held = self.held.lock();
+            let mut earliest = u64::MAX;
+            held.retain_mut(|(_, until_ns, waker)| {
+                if *until_ns <= now_ns {
+                    due.push(std::mem::replace(waker, Waker::noop().clone()));
+                    false
+                } else {
+                    earliest = earliest.min(*until_ns);
+                    true
+                }
+            });
+            self.publish_held(&held, earliest);
+        }
+        for waker in due {
+            waker.wake();
+        }
+    }
+
+    fn publish_held(&self, held: &[(u64, u64, Waker)], earliest: u64) {
+        self.earliest_held_ns.store(earliest, Ordering::Release);
+        self.held_count.store(held.len(), Ordering::Release);
     }
 
     /// The window length (zero: off).
@@ -76,6 +151,68 @@ impl Window {
                 Ok(_) => return self.epoch + Duration::from_nanos(new_end),
                 Err(current) => end = current,
             }
+        }
+    }
+}
+
+/// See [`Window::released`]. Dropping it withdraws its registration, so a writer whose own
+/// sleep ended the hold is not woken again by a later release.
+pub struct Released<'a> {
+    window: &'a Window,
+    until_ns: u64,
+    /// Registration id while its waker is in the window's list.
+    id: Option<u64>,
+}
+
+impl Future for Released<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let window = this.window;
+        let mut held = window.held.lock();
+        match this.id {
+            Some(id) => match held.iter_mut().find(|(i, _, _)| *i == id) {
+                Some((_, _, waker)) => {
+                    if !waker.will_wake(cx.waker()) {
+                        *waker = cx.waker().clone();
+                    }
+                    Poll::Pending
+                }
+                // Taken out by a release: the hold is over.
+                None => {
+                    this.id = None;
+                    Poll::Ready(())
+                }
+            },
+            None => {
+                if window.ns_since_epoch(Instant::now()) >= this.until_ns {
+                    return Poll::Ready(());
+                }
+                let id = window.next_id.fetch_add(1, Ordering::Relaxed);
+                held.push((id, this.until_ns, cx.waker().clone()));
+                let earliest = window
+                    .earliest_held_ns
+                    .load(Ordering::Acquire)
+                    .min(this.until_ns);
+                window.publish_held(&held, earliest);
+                this.id = Some(id);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Released<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let mut held = self.window.held.lock();
+        if let Some(at) = held.iter().position(|(i, _, _)| *i == id) {
+            held.swap_remove(at);
+            let earliest = held.iter().map(|(_, u, _)| *u).min().unwrap_or(u64::MAX);
+            self.window.publish_held(&held, earliest);
         }
     }
 }
@@ -164,5 +301,60 @@ mod tests {
             W,
             "a new window after the end"
         );
+    }
+
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting_waker() -> (std::sync::Arc<Count>, Waker) {
+        let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    #[test]
+    fn a_reader_past_the_window_end_releases_the_held_writers_and_not_before() {
+        let w = Window::new(W);
+        let t0 = Instant::now();
+        let end = w.hold_until(t0);
+        let (woken, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut held = Box::pin(w.released(end));
+        assert!(held.as_mut().poll(&mut cx).is_pending());
+        w.release_due(end - W / 10);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 0, "released before the end");
+        assert!(held.as_mut().poll(&mut cx).is_pending());
+        w.release_due(end);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert!(held.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(w.held_count.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_hold_ended_by_its_own_sleep_is_not_woken_again() {
+        let w = Window::new(W);
+        let end = w.hold_until(Instant::now());
+        let (woken, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut first = Box::pin(w.released(end));
+        let mut later = Box::pin(w.released(end + W));
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(later.as_mut().poll(&mut cx).is_pending());
+        drop(first);
+        assert_eq!(w.held_count.load(Ordering::SeqCst), 1);
+        // Only the later hold is left, and it is not due at `end`.
+        w.release_due(end);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 0);
+        w.release_due(end + W);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        // A hold whose end has passed is over at its first poll, without registering.
+        std::thread::sleep(end.saturating_duration_since(Instant::now()) + W);
+        let mut past = Box::pin(w.released(end));
+        assert!(past.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(w.held_count.load(Ordering::SeqCst), 0);
     }
 }
