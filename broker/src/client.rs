@@ -233,7 +233,7 @@ impl Connection<'_> {
             if let Some(reason) = self.handle_buffered(&mut buf) {
                 return reason;
             }
-            self.broker.window().release_due(Instant::now());
+            self.broker.window().release_due_now();
         }
     }
 

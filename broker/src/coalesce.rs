@@ -87,8 +87,16 @@ impl Window {
         }
     }
 
+    /// [`Window::release_due`] at the current time; reads the clock only while a writer is
+    /// held. Readers call it after each read.
+    pub fn release_due_now(&self) {
+        if self.held_count.load(Ordering::Acquire) > 0 {
+            self.release_due(Instant::now());
+        }
+    }
+
     /// Wakes every writer whose hold ended at or before `now`. Cheap when nothing is held or
-    /// nothing is due (two atomic loads): readers call it after each read.
+    /// nothing is due (two atomic loads).
     pub fn release_due(&self, now: Instant) {
         if self.held_count.load(Ordering::Acquire) == 0 {
             return;
