@@ -88,22 +88,9 @@ macro_rules! impl_write {
 
             fn writev<B: IoBuf>(
                 &mut self,
-                mut bufs: Vec<B>,
+                bufs: Vec<B>,
             ) -> impl Future<Output = BufResult<usize, Vec<B>>> {
-                let fd = self.fd.clone();
-                async move {
-                    // One buffer (the broker's usual batch: small messages copied into one
-                    // staging buffer) goes out as a plain send: no msghdr or iovec array for
-                    // the kernel to copy in (runtimes/uring/PERF.md).
-                    if bufs.len() == 1 {
-                        if let Some(buf) = bufs.pop() {
-                            let (res, buf) = send::send(fd, buf).await;
-                            bufs.push(buf);
-                            return (res, bufs);
-                        }
-                    }
-                    sendmsg::sendmsg(fd, bufs).await
-                }
+                sendmsg::sendmsg(self.fd.clone(), bufs)
             }
 
             fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> {
