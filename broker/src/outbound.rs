@@ -44,8 +44,10 @@ pub enum CloseReason {
 /// Largest number of iovecs handed to one vectored write (Linux `UIO_MAXIOV`).
 pub const MAX_IOVECS: usize = 1024;
 
-/// Staging capacity reserved at a time for small encoded text.
-const STAGING_CHUNK: usize = 16 * 1024;
+/// Staging capacity reserved at a time for small encoded text and copied messages (the
+/// buffer is reused from the front once its batch is written: `broker/PERF.md`, "Staging
+/// chunks of 4 KiB").
+const STAGING_CHUNK: usize = 4 * 1024;
 
 /// Messages whose headers and payload take at most this many bytes are copied into the
 /// staging buffer; larger payloads are queued shared (`broker/PERF.md`, "Copying small
