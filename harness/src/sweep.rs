@@ -354,15 +354,24 @@ pub fn sweep_row(
         let step_log = log_dir.join(format!("sweep-step{index}"));
         let mut first_attempt_reasons = None;
         let mut measured = measure(row, &scenario, placement, &step_log, &mut |_| {});
+        let mut interrupted_retry = None;
         if let Ok(first) = &measured {
             let noise = ended_by(first, settings.slo_p99_us) == Some("host-noise");
             if noise {
                 host_noise_retries += 1;
             }
             if noise || only_the_pacer_fell_behind(first) {
-                first_attempt_reasons = Some(unsustained_reasons(first, settings.slo_p99_us));
                 let retry_log = log_dir.join(format!("sweep-step{index}-retry"));
-                measured = measure(row, &scenario, placement, &retry_log, &mut |_| {});
+                match measure(row, &scenario, placement, &retry_log, &mut |_| {}) {
+                    // A signal during the second attempt: the first one is what was measured,
+                    // and it is kept as the step.
+                    Err(MeasureError::Interrupted { by, .. }) => interrupted_retry = Some(by),
+                    retry => {
+                        first_attempt_reasons =
+                            Some(unsustained_reasons(first, settings.slo_p99_us));
+                        measured = retry;
+                    }
+                }
             }
         }
         let result = match measured {
@@ -400,6 +409,13 @@ pub fn sweep_row(
         on_step(&step);
         let sustained = step.sustained;
         steps.push(step);
+        if let Some(by) = interrupted_retry {
+            failure = Some((
+                format!("step {index} at {load:.0} deliveries/s, measuring it again: {by}"),
+                "interrupted",
+            ));
+            break;
+        }
         match climb.next(sustained) {
             Some(next) => rate = next,
             None => break,
