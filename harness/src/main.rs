@@ -9,6 +9,7 @@ mod agent;
 mod batching;
 mod bench_all;
 mod calibrate;
+mod climb;
 mod compare;
 mod compare_revs;
 mod cpus;

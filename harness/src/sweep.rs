@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
+use crate::climb::Climb;
 use crate::measure::{measure, MeasureError, Placement, PlacementArgs, Row, QUICK};
 use crate::results::provenance::new_results_file;
 use crate::results::schema::{
@@ -124,59 +125,14 @@ impl Settings {
     pub fn most_steps(&self) -> u32 {
         self.max_steps + self.refine
     }
-}
 
-/// Where the load goes next: up by the factor while every step is sustained, then, while
-/// refinements are left, the geometric middle of the highest sustained and the lowest
-/// unsustained load.
-#[derive(Debug, Clone)]
-struct Climb {
-    rate: f64,
-    factor: f64,
-    climbs_left: u32,
-    refine_left: u32,
-    /// Highest sustained rate, lowest unsustained rate.
-    low: Option<f64>,
-    high: Option<f64>,
-}
-
-impl Climb {
-    fn new(settings: &Settings) -> Self {
-        Climb {
-            rate: settings.start_rate_per_publisher,
-            factor: settings.step_factor,
-            climbs_left: settings.max_steps,
-            refine_left: settings.refine,
-            low: None,
-            high: None,
-        }
-    }
-
-    /// The step at `self.rate` was (or was not) sustained: the next rate, or `None` when the
-    /// sweep is over. Refinement needs a sustained step below the unsustained one.
-    fn next(&mut self, sustained: bool) -> Option<f64> {
-        let refining = self.high.is_some();
-        if sustained {
-            self.low = Some(self.low.map_or(self.rate, |l| l.max(self.rate)));
-        } else {
-            self.high = Some(self.high.map_or(self.rate, |h| h.min(self.rate)));
-        }
-        if !refining {
-            self.climbs_left = self.climbs_left.saturating_sub(1);
-        }
-        self.rate = match (self.low, self.high) {
-            (_, None) if self.climbs_left > 0 => self.rate * self.factor,
-            (Some(low), Some(high)) if self.refine_left > 0 => {
-                self.refine_left -= 1;
-                (low * high).sqrt()
-            }
-            _ => return None,
-        };
-        Some(self.rate)
-    }
-
-    fn refining(&self) -> bool {
-        self.high.is_some()
+    fn climb(&self) -> Climb {
+        Climb::new(
+            self.start_rate_per_publisher,
+            self.step_factor,
+            Some(self.max_steps),
+            self.refine,
+        )
     }
 }
 
@@ -344,10 +300,10 @@ pub fn sweep_row(
     // Set when a step could not be measured at all (the sweep ends there).
     let mut failure: Option<(String, &str)> = None;
     let mut host_noise_retries = 0;
-    let mut climb = Climb::new(settings);
-    let mut rate = settings.start_rate_per_publisher;
+    let mut climb = settings.climb();
     for index in 0.. {
         let refinement = climb.refining();
+        let rate = climb.rate();
         let mut scenario = base.clone();
         scenario.rate_per_publisher = rate;
         let load = offered(&scenario);
@@ -416,9 +372,8 @@ pub fn sweep_row(
             ));
             break;
         }
-        match climb.next(sustained) {
-            Some(next) => rate = next,
-            None => break,
+        if climb.next(sustained).is_none() {
+            break;
         }
     }
     steps.sort_by(|a, b| a.offered_msgs_per_s.total_cmp(&b.offered_msgs_per_s));
@@ -780,51 +735,12 @@ mod tests {
         assert_eq!(read.sweeps[0].steps.len(), 1);
     }
 
-    /// The loads a climb visits when every load up to `limit` is sustained.
-    fn loads(settings: &Settings, limit: f64) -> Vec<f64> {
-        let mut climb = Climb::new(settings);
-        let mut rate = settings.start_rate_per_publisher;
-        let mut seen = vec![rate];
-        while let Some(next) = climb.next(rate <= limit) {
-            rate = next;
-            seen.push(rate);
-        }
-        seen
-    }
-
-    fn settings(max_steps: u32, refine: u32) -> Settings {
-        Settings {
-            slo_p99_us: 10_000.0,
-            start_rate_per_publisher: 100.0,
-            step_factor: 2.0,
-            max_steps,
-            refine,
-        }
-    }
-
     #[test]
-    fn the_climb_refines_between_the_last_sustained_and_the_first_unsustained_load() {
-        // 100, 200, 400 sustained; 800 not; middle 565.7 sustained; middle of that and 800.
-        let seen = loads(&settings(9, 2), 600.0);
-        assert_eq!(seen.len(), 6, "{seen:?}");
-        assert_eq!(&seen[..4], &[100.0, 200.0, 400.0, 800.0]);
-        assert!((seen[4] - (400.0_f64 * 800.0).sqrt()).abs() < 1e-9);
-        assert!((seen[5] - (seen[4] * 800.0).sqrt()).abs() < 1e-9);
-        // An unsustained refinement lowers the upper end instead.
-        let seen = loads(&settings(9, 2), 450.0);
-        let mid = (400.0_f64 * 800.0).sqrt();
-        assert!((seen[4] - mid).abs() < 1e-9);
-        assert!((seen[5] - (400.0 * mid).sqrt()).abs() < 1e-9, "{seen:?}");
-        assert_eq!(loads(&settings(9, 0), 450.0).len(), 4);
-    }
-
-    #[test]
-    fn the_climb_stops_at_max_steps_and_refines_nothing_without_a_sustained_step() {
-        assert_eq!(loads(&settings(3, 1), 1e9), vec![100.0, 200.0, 400.0]);
-        assert_eq!(loads(&settings(9, 1), 10.0), vec![100.0]);
-        // bench-all's worst case is its estimate's.
+    fn bench_alls_worst_case_is_its_estimates() {
         let s = Settings::bench_all(&result(1.0, 0, true).scenario_config, false);
-        let worst = loads(&s, s.start_rate_per_publisher * 2.0_f64.powi(7) * 1.1);
-        assert_eq!(worst.len() as u32, s.most_steps(), "{worst:?}");
+        // Every climbing step sustained up to the last, which fails: then one refinement.
+        let limit = s.start_rate_per_publisher * 2.0_f64.powi(7) * 1.1;
+        let seen = crate::climb::tests::loads(s.climb(), limit);
+        assert_eq!(seen.len() as u32, s.most_steps(), "{seen:?}");
     }
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::climb::Climb;
 use crate::loadgen::{self, LoadSpec, WindowHooks};
 use crate::measure::{Placement, PlacementArgs};
 use crate::metrics::procfs;
@@ -332,26 +333,6 @@ fn calibrate_into(
     Ok(())
 }
 
-/// The load of the next step, or `None` when the climb is over: up by `factor` until a step
-/// fails, then, while refinements are left, the geometric middle between the highest passing
-/// (`ceiling`) and the lowest failing load.
-fn next_load(
-    offered: f64,
-    factor: f64,
-    ceiling: Option<f64>,
-    failed_at: Option<f64>,
-    refine_left: &mut u32,
-) -> Option<f64> {
-    match (ceiling, failed_at) {
-        (_, None) => Some(offered * factor),
-        (Some(low), Some(high)) if *refine_left > 0 => {
-            *refine_left -= 1;
-            Some((low * high).sqrt())
-        }
-        _ => None,
-    }
-}
-
 struct BlasterCpu {
     pid: u32,
     start: Option<procfs::ProcCpu>,
@@ -380,13 +361,13 @@ fn climb(
 ) -> Result<Ceiling> {
     let mut steps = Vec::new();
     let mut ceiling = None;
-    let mut offered = args.first_step;
+    // Up by the factor until a step fails on the load generator's side, then `--refine` steps
+    // between the highest passing and the lowest failing load.
+    let mut climb = Climb::new(args.first_step, args.step_factor, None, args.refine);
     let mut retried = false;
     let mut pacer_retries = 0;
-    // The lowest load that failed on the load generator's side, once the climb has failed.
-    let mut failed_at: Option<f64> = None;
-    let mut refine_left = args.refine;
     let ended_by = loop {
+        let offered = climb.rate();
         if offered > MAX_DELIVERIES {
             break "max-rate";
         }
@@ -484,18 +465,9 @@ fn climb(
         retried = false;
         if faults.is_empty() {
             ceiling = Some(offered);
-        } else {
-            failed_at = Some(offered);
         }
-        match next_load(
-            offered,
-            args.step_factor,
-            ceiling,
-            failed_at,
-            &mut refine_left,
-        ) {
-            Some(next) => offered = next,
-            None => break "load-generator",
+        if climb.next(faults.is_empty()).is_none() {
+            break "load-generator";
         }
     };
     Ok(Ceiling {
@@ -515,18 +487,16 @@ mod tests {
 
     /// Replays a climb against a load generator that passes every step below `limit`.
     fn climb_to(limit: f64, refine: u32) -> (Vec<f64>, Option<f64>) {
-        let (mut offered, mut ceiling, mut failed_at, mut left) = (100.0, None, None, refine);
-        let mut tried = Vec::new();
+        let mut climb = Climb::new(100.0, 2.0, None, refine);
+        let (mut tried, mut ceiling) = (Vec::new(), None);
         loop {
+            let offered = climb.rate();
             tried.push(offered);
             if offered < limit {
                 ceiling = Some(offered);
-            } else {
-                failed_at = Some(offered);
             }
-            match next_load(offered, 2.0, ceiling, failed_at, &mut left) {
-                Some(next) => offered = next,
-                None => return (tried, ceiling),
+            if climb.next(offered < limit).is_none() {
+                return (tried, ceiling);
             }
         }
     }
