@@ -31,7 +31,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -53,8 +53,7 @@ pub struct Window {
     end_ns: AtomicU64,
     /// Writers held until a window end: (registration id, end in ns after `epoch`, waker).
     held: Mutex<Vec<(u64, u64, Waker)>>,
-    /// `held.len()`, readable without the lock, and the earliest end among them.
-    held_count: AtomicUsize,
+    /// The earliest end in `held`, readable without the lock (`u64::MAX`: nothing held).
     earliest_held_ns: AtomicU64,
     next_id: AtomicU64,
 }
@@ -67,7 +66,6 @@ impl Window {
             epoch: Instant::now(),
             end_ns: AtomicU64::new(0),
             held: Mutex::new(Vec::new()),
-            held_count: AtomicUsize::new(0),
             earliest_held_ns: AtomicU64::new(u64::MAX),
             next_id: AtomicU64::new(0),
         }
@@ -90,17 +88,14 @@ impl Window {
     /// [`Window::release_due`] at the current time; reads the clock only while a writer is
     /// held. Readers call it after each read.
     pub fn release_due_now(&self) {
-        if self.held_count.load(Ordering::Acquire) > 0 {
+        if self.earliest_held_ns.load(Ordering::Acquire) != u64::MAX {
             self.release_due(Instant::now());
         }
     }
 
     /// Wakes every writer whose hold ended at or before `now`. Cheap when nothing is held or
-    /// nothing is due (two atomic loads).
+    /// nothing is due (one atomic load).
     pub fn release_due(&self, now: Instant) {
-        if self.held_count.load(Ordering::Acquire) == 0 {
-            return;
-        }
         let now_ns = self.ns_since_epoch(now);
         if now_ns < self.earliest_held_ns.load(Ordering::Acquire) {
             return;
@@ -108,26 +103,26 @@ impl Window {
         let mut due = Vec::new();
         {
             let mut held = self.held.lock();
-            let mut earliest = u64::MAX;
-            held.retain_mut(|(_, until_ns, waker)| {
-                if *until_ns <= now_ns {
-                    due.push(std::mem::replace(waker, Waker::noop().clone()));
-                    false
+            let mut i = 0;
+            while i < held.len() {
+                if held[i].1 <= now_ns {
+                    due.push(held.swap_remove(i).2);
                 } else {
-                    earliest = earliest.min(*until_ns);
-                    true
+                    i += 1;
                 }
-            });
-            self.publish_held(&held, earliest);
+            }
+            self.publish_earliest(&held);
         }
         for waker in due {
             waker.wake();
         }
     }
 
-    fn publish_held(&self, held: &[(u64, u64, Waker)], earliest: u64) {
-        self.earliest_held_ns.store(earliest, Ordering::Release);
-        self.held_count.store(held.len(), Ordering::Release);
+    /// Stores the earliest end in `held` (the caller holds its lock).
+    fn publish_earliest(&self, held: &[(u64, u64, Waker)]) {
+        let earliest = held.iter().map(|(_, until, _)| *until).min();
+        self.earliest_held_ns
+            .store(earliest.unwrap_or(u64::MAX), Ordering::Release);
     }
 
     /// The window length (zero: off).
@@ -178,6 +173,9 @@ impl Future for Released<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let window = this.window;
+        if this.id.is_none() && window.ns_since_epoch(Instant::now()) >= this.until_ns {
+            return Poll::Ready(());
+        }
         let mut held = window.held.lock();
         match this.id {
             Some(id) => match held.iter_mut().find(|(i, _, _)| *i == id) {
@@ -194,16 +192,11 @@ impl Future for Released<'_> {
                 }
             },
             None => {
-                if window.ns_since_epoch(Instant::now()) >= this.until_ns {
-                    return Poll::Ready(());
-                }
                 let id = window.next_id.fetch_add(1, Ordering::Relaxed);
                 held.push((id, this.until_ns, cx.waker().clone()));
-                let earliest = window
+                window
                     .earliest_held_ns
-                    .load(Ordering::Acquire)
-                    .min(this.until_ns);
-                window.publish_held(&held, earliest);
+                    .fetch_min(this.until_ns, Ordering::AcqRel);
                 this.id = Some(id);
                 Poll::Pending
             }
@@ -219,8 +212,7 @@ impl Drop for Released<'_> {
         let mut held = self.window.held.lock();
         if let Some(at) = held.iter().position(|(i, _, _)| *i == id) {
             held.swap_remove(at);
-            let earliest = held.iter().map(|(_, u, _)| *u).min().unwrap_or(u64::MAX);
-            self.window.publish_held(&held, earliest);
+            self.window.publish_earliest(&held);
         }
     }
 }
@@ -320,7 +312,7 @@ mod tests {
     }
 
     fn counting_waker() -> (std::sync::Arc<Count>, Waker) {
-        let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        let count = std::sync::Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
         (count.clone(), Waker::from(count))
     }
 
@@ -339,7 +331,7 @@ mod tests {
         w.release_due(end);
         assert_eq!(woken.0.load(Ordering::SeqCst), 1);
         assert!(held.as_mut().poll(&mut cx).is_ready());
-        assert_eq!(w.held_count.load(Ordering::SeqCst), 0);
+        assert_eq!(w.held.lock().len(), 0);
     }
 
     #[test]
@@ -353,7 +345,7 @@ mod tests {
         assert!(first.as_mut().poll(&mut cx).is_pending());
         assert!(later.as_mut().poll(&mut cx).is_pending());
         drop(first);
-        assert_eq!(w.held_count.load(Ordering::SeqCst), 1);
+        assert_eq!(w.held.lock().len(), 1);
         // Only the later hold is left, and it is not due at `end`.
         w.release_due(end);
         assert_eq!(woken.0.load(Ordering::SeqCst), 0);
@@ -363,6 +355,6 @@ mod tests {
         std::thread::sleep(end.saturating_duration_since(Instant::now()) + W);
         let mut past = Box::pin(w.released(end));
         assert!(past.as_mut().poll(&mut cx).is_ready());
-        assert_eq!(w.held_count.load(Ordering::SeqCst), 0);
+        assert_eq!(w.held.lock().len(), 0);
     }
 }
