@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
+use std::task::Poll;
 use std::io;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
@@ -31,7 +32,7 @@ use fanbench_rt::ext::AsyncWriteRentExt;
 use fanbench_rt::{AsyncReadRent, AsyncWriteRent, Runtime, Stream};
 use futures_util::future::{select, Either};
 
-use crate::coalesce::Pacing;
+use crate::coalesce::{Hold, Pacing};
 use crate::outbound::{Batch, CloseReason, Outbound, MAX_IOVECS};
 use crate::server::Broker;
 
@@ -478,16 +479,28 @@ async fn write_loop<R: Runtime>(
     let mut frames: Vec<Bytes> = Vec::with_capacity(MAX_IOVECS);
     let window = broker.window();
     let mut pacing = Pacing::default();
-    let mut hold: Option<Instant> = None;
+    // A hold and the time it was decided at.
+    let mut hold: Option<(Hold, Instant)> = None;
 
     loop {
-        if let Some(until) = hold.take() {
-            let now = Instant::now();
+        // Set when this pass follows a hold: frames already queued at its first look mean the
+        // write leaves on the hold's release with work waiting.
+        let mut after_hold = false;
+        if let Some((Hold { until, keeps_time }, now)) = hold.take() {
+            after_hold = true;
+            // Ends the window for every writer held for it when this hold is over, or when
+            // the task is dropped during it (then early, which only costs batching).
+            let _keeper = keeps_time.then(|| window.keeper(until));
             if until > now {
-                // Whichever comes first: the writer's own sleep, or a reader that saw the
-                // window end (a timer that rounds up must not stretch the hold).
-                let nap = pin!(R::sleep(until - now));
+                // Whichever comes first: a reader or the timekeeper that saw the window end
+                // (a timer that rounds up must not stretch the hold), or, for the timekeeper,
+                // its own sleep.
                 let released = pin!(window.released(until));
+                let nap = pin!(if keeps_time {
+                    Either::Left(R::sleep(until - now))
+                } else {
+                    Either::Right(std::future::pending())
+                });
                 let mut hold_over = select(nap, released);
                 loop {
                     match select(&mut hold_over, timer.as_mut()).await {
@@ -499,11 +512,14 @@ async fn write_loop<R: Runtime>(
                     }
                 }
             }
-            if client.outbound.pending_bytes() > 0 {
+        }
+        let take = poll_fn(|cx| {
+            let taken = client.outbound.poll_take(cx, &mut frames);
+            if std::mem::take(&mut after_hold) && matches!(taken, Poll::Ready(Batch::Frames)) {
                 pacing.released_with_work();
             }
-        }
-        let take = poll_fn(|cx| client.outbound.poll_take(cx, &mut frames));
+            taken
+        });
         match select(pin!(take), timer.as_mut()).await {
             Either::Left((Batch::Closed(_), _)) => return,
             Either::Left((Batch::Frames, _)) => {}
@@ -543,7 +559,7 @@ async fn write_loop<R: Runtime>(
         if !window.is_off() {
             let now = Instant::now();
             if pacing.completed(now, window.duration()) {
-                hold = Some(window.hold_until(now));
+                hold = Some((window.hold_until(now), now));
             }
         }
     }

@@ -5,15 +5,24 @@
 //! With a window W > 0, after a connection's write completes at time t the connection is
 //! *busy* if its previous write completed less than W before t, or if this write was started
 //! as soon as a hold ended and found frames already waiting. A busy connection's next write
-//! waits until the current *shared* window ends: there is one window end for the whole
-//! server; a hold joins it when it lies in the future, otherwise it starts a new window ending
-//! W from now. A connection that is not busy writes as soon as it has frames.
+//! waits until the current window ends. Windows are the server clock's intervals
+//! `[kW, (k+1)W)`, counted from the server's start and shared by every connection: a hold
+//! lasts until the end of the interval the write completed in. A connection that is not busy
+//! writes as soon as it has frames.
+//!
+//! Windows on a fixed grid make the rule's effect independent of how a runtime completes
+//! writes. When a window instead opened at the first completion after the previous one ended,
+//! a runtime that submits a whole wake-up's writes at once and reaps them together (io_uring,
+//! the floor) opened each window a burst later than one whose first write completes inline
+//! (epoll), so its windows were W plus a burst long: fewer sends and longer waits for a reason
+//! that was not the runtime's cost (broker/PERF.md, "Windows on a grid").
 //!
 //! So under load a message waits at most W and each write carries everything queued
 //! meanwhile (fewer sends per delivered message: most of a fan-out server's CPU is the
 //! kernel's send path, one pass per send); at low load nothing is held and nothing is paid.
-//! Sharing the window end means every held writer wakes at the same instant, which a
-//! runtime's timer serves with one expiry instead of one per connection.
+//! Sharing the window end means every held writer wakes at the same instant, so one timer
+//! serves a window: the writer whose hold opened it ([`Hold::keeps_time`]) sleeps until its
+//! end and then wakes every writer held for it; the others only wait to be woken.
 //!
 //! The rule lives in the broker (each writer sleeps on the runtime's own timer), so every row
 //! runs the same policy.
@@ -27,7 +36,7 @@
 //! reader to handle input after the window's end wakes every writer held for it
 //! ([`Window::release_due`]). Under load, when holds happen, input arrives all the time and a
 //! hold ends within one input's spacing of its end whatever the timer; when input stops, the
-//! writer's own sleep still ends it.
+//! timekeeper's sleep still ends it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -55,6 +64,10 @@ pub struct Window {
     held: Mutex<Vec<(u64, u64, Waker)>>,
     /// The earliest end in `held`, readable without the lock (`u64::MAX`: nothing held).
     earliest_held_ns: AtomicU64,
+    /// Every hold ending at or before this (ns after `epoch`) has been released: written
+    /// under the lock after the release took the due writers out, so a writer that reads it
+    /// past its end knows it is no longer in `held`.
+    released_through_ns: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -67,6 +80,7 @@ impl Window {
             end_ns: AtomicU64::new(0),
             held: Mutex::new(Vec::new()),
             earliest_held_ns: AtomicU64::new(u64::MAX),
+            released_through_ns: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
         }
     }
@@ -75,8 +89,10 @@ impl Window {
         t.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
-    /// A future that completes once a hold ending at `until` is over and some reader has seen
-    /// that ([`Window::release_due`]); a writer selects it with its own sleep until `until`.
+    /// A future that completes once a hold ending at `until` has been released by a reader
+    /// that saw the window's end ([`Window::release_due`]) or by the window's timekeeper
+    /// ([`Window::keeper`]; every window has one, so the release always comes). It reads no
+    /// clock.
     pub fn released(&self, until: Instant) -> Released<'_> {
         Released {
             window: self,
@@ -96,10 +112,28 @@ impl Window {
     /// Wakes every writer whose hold ended at or before `now`. Cheap when nothing is held or
     /// nothing is due (one atomic load).
     pub fn release_due(&self, now: Instant) {
-        let now_ns = self.ns_since_epoch(now);
-        if now_ns < self.earliest_held_ns.load(Ordering::Acquire) {
+        if self.ns_since_epoch(now) < self.earliest_held_ns.load(Ordering::Acquire) {
             return;
         }
+        self.release_held_until(now);
+    }
+
+    /// The timekeeper's release of every writer held until `end` or earlier, once the clock
+    /// has passed `end`. Takes the lock whatever the lock-free hint says, so that a writer
+    /// registering at this very moment is either found here or finds the release recorded
+    /// (see [`Released`]'s poll).
+    pub fn release_window(&self, end: Instant) {
+        self.release_held_until(end);
+    }
+
+    /// The guard of a hold that keeps its window's time ([`Hold::keeps_time`]): dropping it
+    /// ends the window at `end` for every writer held for it.
+    pub fn keeper(&self, end: Instant) -> Keeper<'_> {
+        Keeper { window: self, end }
+    }
+
+    fn release_held_until(&self, now: Instant) {
+        let now_ns = self.ns_since_epoch(now);
         let mut due = Vec::new();
         {
             let mut held = self.held.lock();
@@ -112,6 +146,7 @@ impl Window {
                 }
             }
             self.publish_earliest(&held);
+            self.released_through_ns.fetch_max(now_ns, Ordering::AcqRel);
         }
         for waker in due {
             waker.wake();
@@ -135,27 +170,59 @@ impl Window {
         self.window.is_zero()
     }
 
-    /// When a hold starting at `now` ends: the current window's end if it lies ahead,
-    /// otherwise the end of a new window starting now.
-    pub fn hold_until(&self, now: Instant) -> Instant {
+    /// The hold of a writer that becomes busy at `now`: until the end of the window (the
+    /// grid interval) `now` lies in. The first hold of a window keeps its time.
+    pub fn hold_until(&self, now: Instant) -> Hold {
         let now_ns = now.saturating_duration_since(self.epoch).as_nanos() as u64;
         let mut end = self.end_ns.load(Ordering::Acquire);
         loop {
             if end > now_ns {
-                return self.epoch + Duration::from_nanos(end);
+                return Hold {
+                    until: self.epoch + Duration::from_nanos(end),
+                    keeps_time: false,
+                };
             }
-            let new_end = now_ns + self.window.as_nanos() as u64;
+            let w = (self.window.as_nanos() as u64).max(1);
+            let new_end = (now_ns / w + 1) * w;
             match self.end_ns.compare_exchange_weak(
                 end,
                 new_end,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return self.epoch + Duration::from_nanos(new_end),
+                Ok(_) => {
+                    return Hold {
+                        until: self.epoch + Duration::from_nanos(new_end),
+                        keeps_time: true,
+                    }
+                }
                 Err(current) => end = current,
             }
         }
     }
+}
+
+/// See [`Window::keeper`].
+pub struct Keeper<'a> {
+    window: &'a Window,
+    end: Instant,
+}
+
+impl Drop for Keeper<'_> {
+    fn drop(&mut self) {
+        self.window.release_window(self.end);
+    }
+}
+
+/// A writer's hold, from [`Window::hold_until`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// When the hold ends: its window's end.
+    pub until: Instant,
+    /// This hold opened the window: its writer sleeps until `until` and then wakes every
+    /// writer held for it ([`Window::release_window`]), even if its own hold ends otherwise.
+    /// Exactly one hold per window keeps its time.
+    pub keeps_time: bool,
 }
 
 /// See [`Window::released`]. Dropping it withdraws its registration, so a writer whose own
@@ -173,10 +240,18 @@ impl Future for Released<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let window = this.window;
-        if this.id.is_none() && window.ns_since_epoch(Instant::now()) >= this.until_ns {
+        if window.released_through_ns.load(Ordering::Acquire) >= this.until_ns {
+            // Released (and out of the list), or released before it registered.
+            this.id = None;
             return Poll::Ready(());
         }
         let mut held = window.held.lock();
+        // Checked again under the lock: a release either ran before (and is recorded) or
+        // runs after, and then finds this registration.
+        if window.released_through_ns.load(Ordering::Acquire) >= this.until_ns {
+            this.id = None;
+            return Poll::Ready(());
+        }
         match this.id {
             Some(id) => match held.iter_mut().find(|(i, _, _)| *i == id) {
                 Some((_, _, waker)) => {
@@ -209,6 +284,9 @@ impl Drop for Released<'_> {
         let Some(id) = self.id.take() else {
             return;
         };
+        if self.window.released_through_ns.load(Ordering::Acquire) >= self.until_ns {
+            return;
+        }
         let mut held = self.window.held.lock();
         if let Some(at) = held.iter().position(|(i, _, _)| *i == id) {
             held.swap_remove(at);
@@ -289,18 +367,23 @@ mod tests {
     }
 
     #[test]
-    fn holds_join_the_current_window_and_start_a_new_one_after_it() {
+    fn holds_last_until_the_end_of_their_grid_interval_and_share_it() {
         let w = Window::new(W);
-        let t0 = Instant::now();
-        let end = w.hold_until(t0);
-        assert_eq!(end.duration_since(t0), W);
-        assert_eq!(w.hold_until(t0 + W / 2), end, "joins the open window");
-        let next = w.hold_until(end + W / 10);
-        assert_eq!(
-            next.duration_since(end + W / 10),
-            W,
-            "a new window after the end"
+        let t0 = w.epoch + W * 7 + W / 4;
+        let first = w.hold_until(t0);
+        assert_eq!(first.until, w.epoch + W * 8, "the end of the grid interval");
+        assert!(
+            first.keeps_time,
+            "the hold that opens a window keeps its time"
         );
+        let joined = w.hold_until(t0 + W / 2);
+        assert_eq!(joined.until, first.until, "joins the open window");
+        assert!(!joined.keeps_time, "one timekeeper per window");
+        let next = w.hold_until(first.until + W / 10);
+        assert_eq!(next.until, w.epoch + W * 9, "the next interval");
+        assert!(next.keeps_time);
+        // A completion exactly at a window's end belongs to the next window.
+        assert_eq!(w.hold_until(w.epoch + W * 9).until, w.epoch + W * 10);
     }
 
     struct Count(std::sync::atomic::AtomicUsize);
@@ -320,7 +403,7 @@ mod tests {
     fn a_reader_past_the_window_end_releases_the_held_writers_and_not_before() {
         let w = Window::new(W);
         let t0 = Instant::now();
-        let end = w.hold_until(t0);
+        let end = w.hold_until(t0).until;
         let (woken, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let mut held = Box::pin(w.released(end));
@@ -335,9 +418,51 @@ mod tests {
     }
 
     #[test]
-    fn a_hold_ended_by_its_own_sleep_is_not_woken_again() {
+    fn the_timekeepers_release_wakes_every_writer_held_for_its_window() {
         let w = Window::new(W);
-        let end = w.hold_until(Instant::now());
+        let t0 = w.epoch + W * 3;
+        let keeper = w.hold_until(t0);
+        let (woken, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut held: Vec<_> = (0..5)
+            .map(|i| {
+                let hold = w.hold_until(t0 + W / 10 * i);
+                assert!(!hold.keeps_time);
+                assert_eq!(hold.until, keeper.until);
+                Box::pin(w.released(hold.until))
+            })
+            .collect();
+        for h in &mut held {
+            assert!(h.as_mut().poll(&mut cx).is_pending());
+        }
+        drop(w.keeper(keeper.until));
+        assert_eq!(woken.0.load(Ordering::SeqCst), 5);
+        for h in &mut held {
+            assert!(h.as_mut().poll(&mut cx).is_ready());
+        }
+        assert_eq!(w.held.lock().len(), 0);
+    }
+
+    #[test]
+    fn a_hold_registered_after_its_end_still_waits_for_the_release() {
+        let w = Window::new(W);
+        let end = w.hold_until(Instant::now()).until;
+        std::thread::sleep(end.saturating_duration_since(Instant::now()) + W);
+        let (woken, waker) = counting_waker();
+        let mut cx = Context::from_waker(&waker);
+        // Past the end by the clock, but the timekeeper has not run yet: the hold stays
+        // registered rather than reading the clock, and the keeper's release ends it.
+        let mut late = Box::pin(w.released(end));
+        assert!(late.as_mut().poll(&mut cx).is_pending());
+        drop(w.keeper(end));
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert!(late.as_mut().poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_hold_dropped_before_its_release_is_not_woken() {
+        let w = Window::new(W);
+        let end = w.hold_until(Instant::now()).until;
         let (woken, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let mut first = Box::pin(w.released(end));
@@ -351,8 +476,8 @@ mod tests {
         assert_eq!(woken.0.load(Ordering::SeqCst), 0);
         w.release_due(end + W);
         assert_eq!(woken.0.load(Ordering::SeqCst), 1);
-        // A hold whose end has passed is over at its first poll, without registering.
-        std::thread::sleep(end.saturating_duration_since(Instant::now()) + W);
+        // A hold whose window was released already is over at its first poll, without
+        // registering.
         let mut past = Box::pin(w.released(end));
         assert!(past.as_mut().poll(&mut cx).is_ready());
         assert_eq!(w.held.lock().len(), 0);

@@ -56,19 +56,31 @@ impl Pair {
 }
 
 /// Two writes 20 ms apart make the connection busy (the second completed less than one window
-/// after the first), so the third message waits for the window that began then.
+/// after the first), so the next write waits for the end of the window (the 100 ms grid
+/// interval) the second completed in. Where that end falls is unknown from here, so the
+/// fourth message is the one that must wait: if the third came after the end, it went at once
+/// and its write, 20 ms after the second's, is held to the next end (at least 60 ms after the
+/// fourth is sent); if it came before, it was held and released with work, so its own write
+/// is held for a whole window, which the fourth, 20 ms later, waits out (about 80 ms).
 fn a_busy_connections_next_write_is_held(runtime: &str) {
     let mut p = start(runtime, WINDOW_US);
-    let first = p.deliver(0);
-    std::thread::sleep(Duration::from_millis(20));
-    let second = p.deliver(1);
-    std::thread::sleep(Duration::from_millis(20));
-    let third = p.deliver(2);
-    assert!(first < HELD, "{runtime}: first write held {first:?}");
-    assert!(second < HELD, "{runtime}: second write held {second:?}");
+    let mut waited = Vec::new();
+    for n in 0..4 {
+        if n > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        waited.push(p.deliver(n));
+    }
+    assert!(waited[0] < HELD, "{runtime}: first write held: {waited:?}");
+    assert!(waited[1] < HELD, "{runtime}: second write held: {waited:?}");
     assert!(
-        third >= HELD,
-        "{runtime}: the third write on a busy connection was not held ({third:?})"
+        waited[3] >= HELD,
+        "{runtime}: the fourth write on a busy connection was not held: {waited:?}"
+    );
+    let most = Duration::from_micros(WINDOW_US.parse().unwrap()) + HELD;
+    assert!(
+        waited.iter().all(|w| *w < most),
+        "{runtime}: a write waited longer than a window: {waited:?}"
     );
     p.stop(runtime);
 }

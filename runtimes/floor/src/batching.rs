@@ -6,10 +6,11 @@
 //! A window `W` (0 = off). When a send to a connection completes at time `t`, the connection is
 //! *busy* if its previous send completed less than `W` before `t`, or if this send was started
 //! right after a hold was released and found data waiting. A busy connection's next send is
-//! held until the current server-wide window ends: if `window_end` is in the future the hold
-//! joins it, otherwise a new window starts with `window_end = t + W`. A connection that is not
-//! busy sends as soon as it has data. Under load a message so waits at most `W`; at low load
-//! nothing is held.
+//! held until the current window ends: windows are the monotonic clock's intervals
+//! `[kW, (k+1)W)`, shared by every connection, and a hold lasts until the end of the interval
+//! the send completed in (the broker's rule, `broker/src/coalesce.rs`). A connection that is
+//! not busy sends as soon as it has data. Under load a message so waits at most `W`; at low
+//! load nothing is held.
 //!
 //! This module is only the decision; the server keeps the list of held connections, arms one
 //! io_uring timeout per window and releases the list when the window is over.
@@ -75,7 +76,7 @@ impl Batching {
         if self.window_end > now {
             Decision::Hold { new_window: None }
         } else {
-            self.window_end = now.saturating_add(self.window_ns);
+            self.window_end = (now / self.window_ns + 1).saturating_mul(self.window_ns);
             Decision::Hold {
                 new_window: Some(self.window_end),
             }
@@ -111,12 +112,12 @@ mod tests {
         assert_eq!(
             b.send_done(&mut c, 10 * MS + MS / 2),
             Decision::Hold {
-                new_window: Some(11 * MS + MS / 2)
+                new_window: Some(11 * MS)
             }
         );
         assert!(c.held);
-        assert!(!b.window_over(11 * MS));
-        assert!(b.window_over(11 * MS + MS / 2));
+        assert!(!b.window_over(11 * MS - 1));
+        assert!(b.window_over(11 * MS));
     }
 
     #[test]
@@ -137,7 +138,7 @@ mod tests {
         assert_eq!(
             b.send_done(&mut x, 100),
             Decision::Hold {
-                new_window: Some(MS + 100)
+                new_window: Some(MS)
             }
         );
         assert_eq!(
@@ -151,7 +152,7 @@ mod tests {
         let mut b = Batching::new(Duration::from_millis(1));
         let mut c = ConnClock::default();
         b.send_done(&mut c, 0);
-        b.send_done(&mut c, 100); // held until MS + 100
+        b.send_done(&mut c, 100); // held until MS
         c.held = false;
         c.released_with_data();
         // Its completion comes more than a window after the previous one, yet it is busy.
