@@ -19,11 +19,11 @@
 
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
-use std::task::Poll;
 use std::io;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};

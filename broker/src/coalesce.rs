@@ -64,10 +64,6 @@ pub struct Window {
     held: Mutex<Vec<(u64, u64, Waker)>>,
     /// The earliest end in `held`, readable without the lock (`u64::MAX`: nothing held).
     earliest_held_ns: AtomicU64,
-    /// Every hold ending at or before this (ns after `epoch`) has been released: written
-    /// under the lock after the release took the due writers out, so a writer that reads it
-    /// past its end knows it is no longer in `held`.
-    released_through_ns: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -80,7 +76,6 @@ impl Window {
             end_ns: AtomicU64::new(0),
             held: Mutex::new(Vec::new()),
             earliest_held_ns: AtomicU64::new(u64::MAX),
-            released_through_ns: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
         }
     }
@@ -89,10 +84,9 @@ impl Window {
         t.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
-    /// A future that completes once a hold ending at `until` has been released by a reader
-    /// that saw the window's end ([`Window::release_due`]) or by the window's timekeeper
-    /// ([`Window::keeper`]; every window has one, so the release always comes). It reads no
-    /// clock.
+    /// A future that completes once a hold ending at `until` is over and a reader or the
+    /// window's timekeeper ([`Window::keeper`]) has seen that ([`Window::release_due`]). Its
+    /// first poll completes at once if `until` has passed.
     pub fn released(&self, until: Instant) -> Released<'_> {
         Released {
             window: self,
@@ -120,8 +114,8 @@ impl Window {
 
     /// The timekeeper's release of every writer held until `end` or earlier, once the clock
     /// has passed `end`. Takes the lock whatever the lock-free hint says, so that a writer
-    /// registering at this very moment is either found here or finds the release recorded
-    /// (see [`Released`]'s poll).
+    /// registering at this very moment is either found here or reads a clock already past
+    /// its end (see [`Released`]'s poll).
     pub fn release_window(&self, end: Instant) {
         self.release_held_until(end);
     }
@@ -146,7 +140,6 @@ impl Window {
                 }
             }
             self.publish_earliest(&held);
-            self.released_through_ns.fetch_max(now_ns, Ordering::AcqRel);
         }
         for waker in due {
             waker.wake();
@@ -240,16 +233,10 @@ impl Future for Released<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let window = this.window;
-        if window.released_through_ns.load(Ordering::Acquire) >= this.until_ns {
-            // Released (and out of the list), or released before it registered.
-            this.id = None;
-            return Poll::Ready(());
-        }
         let mut held = window.held.lock();
-        // Checked again under the lock: a release either ran before (and is recorded) or
-        // runs after, and then finds this registration.
-        if window.released_through_ns.load(Ordering::Acquire) >= this.until_ns {
-            this.id = None;
+        // Read under the lock: a timekeeper's release takes the lock after its clock passed
+        // the end, so a registration it did not see reads a clock past the end here.
+        if this.id.is_none() && window.ns_since_epoch(Instant::now()) >= this.until_ns {
             return Poll::Ready(());
         }
         match this.id {
@@ -284,9 +271,6 @@ impl Drop for Released<'_> {
         let Some(id) = self.id.take() else {
             return;
         };
-        if self.window.released_through_ns.load(Ordering::Acquire) >= self.until_ns {
-            return;
-        }
         let mut held = self.window.held.lock();
         if let Some(at) = held.iter().position(|(i, _, _)| *i == id) {
             held.swap_remove(at);
@@ -444,22 +428,6 @@ mod tests {
     }
 
     #[test]
-    fn a_hold_registered_after_its_end_still_waits_for_the_release() {
-        let w = Window::new(W);
-        let end = w.hold_until(Instant::now()).until;
-        std::thread::sleep(end.saturating_duration_since(Instant::now()) + W);
-        let (woken, waker) = counting_waker();
-        let mut cx = Context::from_waker(&waker);
-        // Past the end by the clock, but the timekeeper has not run yet: the hold stays
-        // registered rather than reading the clock, and the keeper's release ends it.
-        let mut late = Box::pin(w.released(end));
-        assert!(late.as_mut().poll(&mut cx).is_pending());
-        drop(w.keeper(end));
-        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
-        assert!(late.as_mut().poll(&mut cx).is_ready());
-    }
-
-    #[test]
     fn a_hold_dropped_before_its_release_is_not_woken() {
         let w = Window::new(W);
         let end = w.hold_until(Instant::now()).until;
@@ -476,8 +444,8 @@ mod tests {
         assert_eq!(woken.0.load(Ordering::SeqCst), 0);
         w.release_due(end + W);
         assert_eq!(woken.0.load(Ordering::SeqCst), 1);
-        // A hold whose window was released already is over at its first poll, without
-        // registering.
+        // A hold whose end has passed is over at its first poll, without registering.
+        std::thread::sleep(end.saturating_duration_since(Instant::now()) + W);
         let mut past = Box::pin(w.released(end));
         assert!(past.as_mut().poll(&mut cx).is_ready());
         assert_eq!(w.held.lock().len(), 0);

@@ -169,22 +169,17 @@ impl UringRuntime {
             }
             executor.run_ready(budget);
             executor.drain_remote();
-            // One clock reading per tick, for expiring timers and for arming the kernel
-            // timeout if the driver parks.
-            let mut now = None;
             {
                 let mut timers = ctx.timers.borrow_mut();
                 if timers.len() > 0 {
-                    let t = Instant::now();
-                    timers.expire(t, &mut wakers);
-                    now = Some(t);
+                    timers.expire(Instant::now(), &mut wakers);
                 }
             }
             wakers.drain(..).for_each(Waker::wake);
             let next_timer = ctx.timers.borrow().next_deadline();
             {
                 let mut driver = ctx.driver.borrow_mut();
-                driver.turn(executor.has_runnable(), next_timer, now);
+                driver.turn(executor.has_runnable(), next_timer);
                 driver.take_deferred(&mut wakers, &mut dead);
             }
             wakers.drain(..).for_each(Waker::wake);

@@ -2,15 +2,11 @@
 //!
 //! # State
 //!
-//! Pending sleeps live in one ordered map keyed by `(deadline, id)`, pointing at a slot that
-//! holds the sleep's waker. Each tick the executor fires every sleep whose deadline passed
-//! (takes it out of the map, marks its slot fired and wakes it); when the runtime is about to
-//! park, the driver arms one kernel timeout for the earliest deadline (see
-//! `driver::op::timeout`). A registered sleep learns whether it is due from its slot, with no
-//! clock read and no search of the map (a writer polls its sleeps each time it runs); a
-//! sleep is fired only once the clock reads past its deadline, so it never completes early.
-//! Dropping a sleep removes its entry and frees its slot (cancellation safe: nothing fires
-//! for a dropped sleep).
+//! Pending sleeps live in one ordered map keyed by `(deadline, id)`. Each tick the executor
+//! wakes every sleep whose deadline passed; when the runtime is about to park, the driver arms
+//! one kernel timeout for the earliest deadline (see `driver::op::timeout`). A sleep decides
+//! it is done by reading the clock itself, so it never completes early, and dropping it removes
+//! its entry (cancellation safe: nothing fires for a dropped sleep).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,64 +19,19 @@ use crate::context::Context;
 
 type TimerKey = (Instant, u64);
 
-/// One registered sleep's state. `key` tells a slot's current sleep from an earlier one that
-/// used the same slot (ids are never reused).
-struct Slot {
-    key: TimerKey,
-    waker: Option<Waker>,
-    fired: bool,
-}
-
 /// The runtime's pending sleeps.
 #[derive(Default)]
 pub(crate) struct Timers {
-    /// Pending sleeps in deadline order: key -> index into `slots`.
-    entries: BTreeMap<TimerKey, usize>,
-    slots: Vec<Slot>,
-    free: Vec<usize>,
+    entries: BTreeMap<TimerKey, Waker>,
     next_id: u64,
 }
 
 impl Timers {
-    fn insert(&mut self, deadline: Instant, waker: Waker) -> (TimerKey, usize) {
+    fn insert(&mut self, deadline: Instant, waker: Waker) -> TimerKey {
         let key = (deadline, self.next_id);
         self.next_id += 1;
-        let slot = Slot {
-            key,
-            waker: Some(waker),
-            fired: false,
-        };
-        let index = match self.free.pop() {
-            Some(i) => {
-                self.slots[i] = slot;
-                i
-            }
-            None => {
-                self.slots.push(slot);
-                self.slots.len() - 1
-            }
-        };
-        self.entries.insert(key, index);
-        (key, index)
-    }
-
-    /// The slot of the sleep registered as `key`, if it still is.
-    fn slot(&mut self, key: TimerKey, index: usize) -> Option<&mut Slot> {
-        self.slots.get_mut(index).filter(|s| s.key == key)
-    }
-
-    /// Forget a registered sleep: out of the map if it has not fired, and its slot freed.
-    fn remove(&mut self, key: TimerKey, index: usize) {
-        if let Some(slot) = self.slot(key, index) {
-            let fired = slot.fired;
-            slot.waker = None;
-            // A freed slot matches no sleep: no id is ever issued twice.
-            slot.key.1 = u64::MAX;
-            if !fired {
-                self.entries.remove(&key);
-            }
-            self.free.push(index);
-        }
+        self.entries.insert(key, waker);
+        key
     }
 
     /// The earliest deadline, if any sleep is pending.
@@ -88,31 +39,21 @@ impl Timers {
         self.entries.first_key_value().map(|((d, _), _)| *d)
     }
 
-    /// Fire every entry due at `now` and collect its waker.
+    /// Remove every entry due at `now` and collect its waker.
     pub(crate) fn expire(&mut self, now: Instant, out: &mut Vec<Waker>) {
         while let Some(entry) = self.entries.first_entry() {
             if entry.key().0 > now {
                 break;
             }
-            let index = entry.remove();
-            let slot = &mut self.slots[index];
-            slot.fired = true;
-            out.extend(slot.waker.take());
+            out.push(entry.remove());
         }
     }
 
-    /// Fire every entry (runtime shutdown) and hand back their wakers.
+    /// Drop every entry (runtime shutdown).
     pub(crate) fn clear(&mut self) -> Vec<Waker> {
-        let mut wakers = Vec::new();
-        for index in std::mem::take(&mut self.entries).into_values() {
-            let slot = &mut self.slots[index];
-            slot.fired = true;
-            wakers.extend(slot.waker.take());
-        }
-        wakers
+        std::mem::take(&mut self.entries).into_values().collect()
     }
 
-    /// Sleeps registered and not yet fired.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
@@ -134,8 +75,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// The future returned by [`sleep`]. Must be polled inside a `UringRuntime`.
 pub struct Sleep {
     deadline: Instant,
-    /// The runtime it is registered with, its key and its slot.
-    registered: Option<(Rc<Context>, TimerKey, usize)>,
+    registered: Option<(Rc<Context>, TimerKey)>,
 }
 
 impl Sleep {
@@ -145,8 +85,9 @@ impl Sleep {
     }
 
     fn unregister(&mut self) {
-        if let Some((ctx, key, index)) = self.registered.take() {
-            ctx.timers.borrow_mut().remove(key, index);
+        if let Some((ctx, key)) = self.registered.take() {
+            let waker = ctx.timers.borrow_mut().entries.remove(&key);
+            drop(waker);
         }
     }
 }
@@ -156,33 +97,51 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if let Some((ctx, key, index)) = &this.registered {
-            let mut timers = ctx.timers.borrow_mut();
-            match timers.slot(*key, *index) {
-                Some(slot) if !slot.fired => {
-                    match &mut slot.waker {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        w => *w = Some(cx.waker().clone()),
-                    }
-                    return Poll::Pending;
+        // Registered and still in the map: the executor has not found it due yet (it removes
+        // entries as they expire, every tick), so no clock read is needed. A sleep is polled
+        // each time its task is (a writer selects on one per wake-up), so this matters.
+        if let Some((ctx, key)) = &this.registered {
+            if let Some(w) = ctx.timers.borrow_mut().entries.get_mut(key) {
+                if !w.will_wake(cx.waker()) {
+                    *w = cx.waker().clone();
                 }
-                // Fired: the executor read the clock past the deadline.
-                _ => {
-                    drop(timers);
-                    this.unregister();
-                    return Poll::Ready(());
-                }
+                return Poll::Pending;
             }
         }
         if Instant::now() >= this.deadline {
+            this.unregister();
             return Poll::Ready(());
         }
-        let ctx = Context::current().expect("fanbench-uring: sleep polled outside a UringRuntime");
-        let (key, index) = ctx
-            .timers
-            .borrow_mut()
-            .insert(this.deadline, cx.waker().clone());
-        this.registered = Some((ctx, key, index));
+        match &this.registered {
+            Some((ctx, key)) => {
+                let mut timers = ctx.timers.borrow_mut();
+                match timers.entries.get_mut(key) {
+                    Some(w) => {
+                        if !w.will_wake(cx.waker()) {
+                            *w = cx.waker().clone();
+                        }
+                    }
+                    // Expired but the clock read above says not yet due: cannot happen with a
+                    // monotonic clock; re-register to stay correct regardless.
+                    None => {
+                        let key = timers.insert(this.deadline, cx.waker().clone());
+                        drop(timers);
+                        if let Some((_, k)) = &mut this.registered {
+                            *k = key;
+                        }
+                    }
+                }
+            }
+            None => {
+                let ctx = Context::current()
+                    .expect("fanbench-uring: sleep polled outside a UringRuntime");
+                let key = ctx
+                    .timers
+                    .borrow_mut()
+                    .insert(this.deadline, cx.waker().clone());
+                this.registered = Some((ctx, key));
+            }
+        }
         Poll::Pending
     }
 }

@@ -454,14 +454,7 @@ impl Driver {
 
     /// One visit to the ring per scheduler tick. `runnable`: tasks are waiting to run.
     /// `next_timer`: the earliest sleep deadline.
-    /// `now` is the executor's clock reading of this tick (taken when it expired timers); it
-    /// is `Some` whenever `next_timer` is.
-    pub(crate) fn turn(
-        &mut self,
-        runnable: bool,
-        next_timer: Option<Instant>,
-        now: Option<Instant>,
-    ) {
+    pub(crate) fn turn(&mut self, runnable: bool, next_timer: Option<Instant>) {
         self.arm_wake();
         let runnable = runnable || !self.to_wake.is_empty();
         let reaped = self.reap();
@@ -477,7 +470,7 @@ impl Driver {
             self.reap();
             return;
         }
-        self.park(next_timer, now);
+        self.park(next_timer);
     }
 
     /// Hand queued SQEs to the kernel as the policy says, without waiting. `spinning`: the
@@ -504,14 +497,13 @@ impl Driver {
     }
 
     /// Block in the kernel until a completion arrives (an I/O, the timer, or a remote wake).
-    fn park(&mut self, next_timer: Option<Instant>, now: Option<Instant>) {
+    fn park(&mut self, next_timer: Option<Instant>) {
         if let Some(deadline) = next_timer {
-            let now = now.unwrap_or_else(Instant::now);
-            if deadline <= now {
+            if deadline <= Instant::now() {
                 self.flush(true);
                 return;
             }
-            self.arm_timer(deadline, now);
+            self.arm_timer(deadline);
         }
         if !self.shared.begin_park() {
             self.flush(true);
@@ -535,7 +527,7 @@ impl Driver {
 
     /// Make sure a kernel timeout fires no later than `deadline` (one timeout for the
     /// earliest deadline; a later one is replaced, an earlier one kept).
-    fn arm_timer(&mut self, deadline: Instant, now: Instant) {
+    fn arm_timer(&mut self, deadline: Instant) {
         if let Some(armed) = &self.timer {
             if armed.deadline <= deadline {
                 return;
@@ -543,7 +535,8 @@ impl Driver {
             let old = armed.key;
             self.push_untracked(opcode::TimeoutRemove::new(user_data_of(old)).build());
         }
-        let mut timeout = op::timeout::KernelTimeout::new(deadline.saturating_duration_since(now));
+        let mut timeout =
+            op::timeout::KernelTimeout::new(deadline.saturating_duration_since(Instant::now()));
         let sqe = timeout.sqe();
         let key = self.submit_detached(sqe, Box::new(timeout));
         self.timer = Some(ArmedTimer { deadline, key });
@@ -574,8 +567,7 @@ impl Drop for Driver {
             }
             if self.reap() == 0 {
                 // Bound the wait: a short kernel timeout ends it if nothing else does.
-                let now = Instant::now();
-                self.arm_timer(now + Duration::from_millis(10), now);
+                self.arm_timer(Instant::now() + Duration::from_millis(10));
                 self.enter(1);
                 self.reap();
             }
