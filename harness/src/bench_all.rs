@@ -273,11 +273,15 @@ pub fn run(args: BenchAllArgs) -> anyhow::Result<()> {
         suite.calibrate(settings, &bar);
         bar.inc((calibration_s * 1000.0) as u64);
     }
-    for row in &available {
+    // Workload by workload, every row on one before the next: the rows a result is compared
+    // with are measured minutes apart at most, so a slow spell of a shared host falls on
+    // every row of a workload instead of on one row's whole suite.
+    let mut measuring = available.clone();
+    for scenario_index in 0..scenarios.len() {
         if interrupt::received().is_some() {
             break;
         }
-        suite.measure_row(*row, &bar)?;
+        suite.measure_workload(scenario_index, &mut measuring, &bar)?;
     }
     let sweep_path = suite.run_dir.join(fanbench_plots::SWEEP_FILE);
     let sweep_done = resume::sweep_is_complete(&sweep_path, available.len());
@@ -421,11 +425,20 @@ impl<'a> Suite<'a> {
         available
     }
 
-    /// Every workload on `row`, writing the results after each pair so an interrupted suite
-    /// keeps what it measured. A row whose server does not start is marked unavailable and
-    /// its remaining workloads skipped.
-    fn measure_row(&mut self, row: Row, bar: &ProgressBar) -> anyhow::Result<()> {
-        for (scenario_index, scenario) in self.scenarios.iter().enumerate() {
+    /// One workload on every row of `rows`, writing the results after each pair so an
+    /// interrupted suite keeps what it measured. A row whose server does not start is marked
+    /// unavailable, its remaining workloads skipped, and it leaves `rows`.
+    fn measure_workload(
+        &mut self,
+        scenario_index: usize,
+        rows: &mut Vec<Row>,
+        bar: &ProgressBar,
+    ) -> anyhow::Result<()> {
+        let scenarios = self.scenarios;
+        let scenario = &scenarios[scenario_index];
+        let mut next = 0;
+        while let Some(&row) = rows.get(next) {
+            next += 1;
             if self.is_measured(scenario, row) {
                 bar.inc((pair_estimate_seconds(scenario) * 1000.0) as u64);
                 continue;
@@ -443,7 +456,7 @@ impl<'a> Suite<'a> {
             // Whatever did not run of this pair counts as done for the progress estimate.
             let reps_left = u64::from(scenario.repetitions).saturating_sub(reps_done);
             bar.inc((SERVER_OVERHEAD_S * 1000.0) as u64 + reps_left * rep_ms);
-            let row_stops = match outcome {
+            let stop = match outcome {
                 Ok(result) => {
                     bar.suspend(|| print_result(&result));
                     self.file.results.push(result);
@@ -451,7 +464,9 @@ impl<'a> Suite<'a> {
                 }
                 Err(MeasureError::Start(err)) => {
                     self.mark_unavailable(row, scenario_index, &err, bar);
-                    true
+                    next -= 1;
+                    rows.remove(next);
+                    false
                 }
                 Err(MeasureError::Run(err)) => {
                     let failed = failure(scenario, row, &err, reps_done);
@@ -471,7 +486,7 @@ impl<'a> Suite<'a> {
                 Err(MeasureError::Interrupted { .. }) => true,
             };
             write_results(&self.results_path, &self.file)?;
-            if row_stops {
+            if stop {
                 break;
             }
         }

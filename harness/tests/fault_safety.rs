@@ -1,5 +1,6 @@
 //! The harness keeps what it measured whatever stops it: a server that dies mid-run, a
-//! SIGTERM to `bench-all`, `run`, `sweep` or `calibrate`, a `--resume` of the interrupted run.
+//! SIGTERM to `bench-all`, `run`, `sweep` or `calibrate`, a `--resume` of the interrupted run;
+//! and `bench-all` measures in the order the resume and the comparisons rely on.
 //! The real binary is driven as a CI job or a user would; the workloads are the smallest that
 //! still measure.
 
@@ -393,4 +394,33 @@ fn resume_refuses_other_options_and_a_directory_without_results() {
         .expect("resume");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
+
+#[test]
+fn bench_all_measures_workload_by_workload_so_the_rows_compared_run_close_together() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut small: Vec<&str> = SMALL.to_vec();
+    small[1] = "seed-5x5,seed-5x25";
+    let mut harness = fanbench()
+        .args(["bench-all", "--runtimes", ROWS])
+        .args(&small)
+        .args(placement_args())
+        .arg("--out")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bench-all");
+    let status = wait_with_timeout(&mut harness, Duration::from_secs(180));
+    assert!(status.success(), "{status}");
+    let json = read_json(&run_dir(dir.path()).join("results.json"));
+    assert_eq!(
+        pairs(&json),
+        vec![
+            "seed-5x5/\"tokio\"".to_string(),
+            "seed-5x5/\"threads\"".to_string(),
+            "seed-5x25/\"tokio\"".to_string(),
+            "seed-5x25/\"threads\"".to_string(),
+        ]
+    );
 }

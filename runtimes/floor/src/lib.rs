@@ -61,8 +61,9 @@
 //!
 //! The rule every row implements (`batching.rs`, the broker's `coalesce.rs`): after a send
 //! completes, a *busy* connection (previous send completed less than `W` before, or this send
-//! was started by a release and found data waiting) holds its next send until the
-//! server-wide window ends; one io_uring timeout (absolute, CLOCK_MONOTONIC) per window.
+//! was started by a release and found data waiting) holds its next send until the current
+//! window ends, windows being the monotonic clock's intervals `[kW, (k+1)W)`, shared by every
+//! connection; one io_uring timeout (absolute, CLOCK_MONOTONIC) per window.
 //! `W = 0` turns it off; the default is every row's, [`DEFAULT_COALESCE`]. A send the socket
 //! took only in part is not a completed send: its rest goes at once, and the rule applies when
 //! the whole batch is sent.
