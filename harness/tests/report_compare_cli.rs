@@ -180,3 +180,53 @@ fn compare_accepts_a_run_directory_and_rejects_nonsense_clearly() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn compare_of_two_rows_pairs_one_rows_results_with_the_others() {
+    let f = fixture();
+    let f = f.to_str().expect("utf-8");
+    let out = run(&["compare", f, f, "--base-row", "tokio", "--new-row", "uring"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("server CPU us/msg"))
+        .collect();
+    // One line per workload both rows ran, each naming both rows, and no other row.
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines.iter().all(|l| l.contains("tokio -> uring")), "{text}");
+    assert!(
+        !text.contains("nats-server") && !text.contains("tokio-mt"),
+        "{text}"
+    );
+    // A row against itself is no change.
+    let same = stdout(&run(&[
+        "compare",
+        f,
+        f,
+        "--base-row",
+        "uring",
+        "--new-row",
+        "uring",
+    ]));
+    assert!(same.contains("0 regressed, 0 improved"), "{same}");
+
+    let missing = run(&[
+        "compare",
+        f,
+        f,
+        "--base-row",
+        "glommio",
+        "--new-row",
+        "uring",
+    ]);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("no results of row \"glommio\""), "{err}");
+    let alone = run(&["compare", f, f, "--base-row", "uring"]);
+    assert!(!alone.status.success(), "--base-row needs --new-row");
+}

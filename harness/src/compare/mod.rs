@@ -68,6 +68,19 @@ pub struct CompareArgs {
     /// List the unchanged rows too: of --paired, and of the micro costs (micro.json).
     #[arg(long)]
     pub all: bool,
+    /// Compare one row with another instead of every row with itself: BASE's results of
+    /// this row against NEW's results of --new-row (BASE and NEW may be the same run, to ask
+    /// whether two rows of one suite differ beyond noise).
+    #[arg(
+        long,
+        value_name = "ROW",
+        requires = "new_row",
+        conflicts_with = "paired"
+    )]
+    pub base_row: Option<String>,
+    /// The row of NEW compared with --base-row's.
+    #[arg(long, value_name = "ROW", requires = "base_row")]
+    pub new_row: Option<String>,
     /// Micro costs: smallest change of an estimate that counts, in percent of the base.
     #[arg(long, default_value_t = micro::DEFAULT_THRESHOLD_PCT, value_name = "PCT")]
     pub micro_threshold: f64,
@@ -152,6 +165,18 @@ pub fn resolve(spec: &str, results_dir: &Path) -> anyhow::Result<Side> {
     load(&file)
 }
 
+/// Keep only `row`'s results of `side`, renamed `label` so that the two rows compared pair up.
+fn keep_row(side: &mut Side, row: &str, label: &str) -> anyhow::Result<()> {
+    side.doc.results.retain(|e| e.runtime == row);
+    if side.doc.results.is_empty() {
+        bail!("{} has no results of row {row:?}", side.path.display());
+    }
+    for entry in &mut side.doc.results {
+        entry.runtime = label.to_string();
+    }
+    Ok(())
+}
+
 fn load(path: &Path) -> anyhow::Result<Side> {
     Ok(Side {
         path: path.to_path_buf(),
@@ -234,8 +259,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             return fail_on_regression(&args, 0, section.regressed);
         }
     }
-    let base = resolve(&args.base, &args.results_dir).context("BASE")?;
-    let new = resolve(&args.new, &args.results_dir).context("NEW")?;
+    let mut base = resolve(&args.base, &args.results_dir).context("BASE")?;
+    let mut new = resolve(&args.new, &args.results_dir).context("NEW")?;
     let criteria = Criteria {
         threshold_pct: args.threshold,
         alpha: args.alpha,
@@ -243,8 +268,18 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     if args.paired {
         return run_paired(&args, &base, &new, criteria);
     }
+    let rows = args.base_row.as_deref().zip(args.new_row.as_deref());
+    if let Some((base_row, new_row)) = rows {
+        let label = format!("{base_row} -> {new_row}");
+        keep_row(&mut base, base_row, &label).context("BASE")?;
+        keep_row(&mut new, new_row, &label).context("NEW")?;
+    }
     let comparison = compare(&base.doc, &new.doc, criteria);
-    let micro = micro::beside_results(&args, &base.path, &new.path)?;
+    // Micro costs are compared per row with itself; not across rows.
+    let micro = match rows {
+        Some(_) => None,
+        None => micro::beside_results(&args, &base.path, &new.path)?,
+    };
     let output = if args.markdown {
         render::markdown(&comparison, &base.label(), &new.label(), args.changes_only)
     } else {
