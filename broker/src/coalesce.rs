@@ -24,8 +24,8 @@
 //! serves a window: the writer whose hold opened it ([`Hold::keeps_time`]) sleeps until its
 //! end and then wakes every writer held for it; the others only wait to be woken.
 //!
-//! The rule lives in the broker (each writer sleeps on the runtime's own timer), so every row
-//! runs the same policy.
+//! The rule lives in the broker (the timekeeper sleeps on the runtime's own timer), so every
+//! row runs the same policy.
 //!
 //! # Ending a hold on time on every runtime
 //!

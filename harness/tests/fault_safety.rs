@@ -37,9 +37,16 @@ const SMALL: &[&str] = &[
 const ROWS: &str = "tokio,threads";
 
 fn bench_all(out: &Path) -> Child {
+    bench_all_of(out, SMALL[1])
+}
+
+/// `bench-all` of the two rows on `workloads` (comma-separated), otherwise as small.
+fn bench_all_of(out: &Path, workloads: &str) -> Child {
+    let mut small = SMALL.to_vec();
+    small[1] = workloads;
     fanbench()
         .args(["bench-all", "--runtimes", ROWS])
-        .args(SMALL)
+        .args(small)
         .args(placement_args())
         .arg("--out")
         .arg(out)
@@ -399,18 +406,7 @@ fn resume_refuses_other_options_and_a_directory_without_results() {
 #[test]
 fn bench_all_measures_workload_by_workload_so_the_rows_compared_run_close_together() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut small: Vec<&str> = SMALL.to_vec();
-    small[1] = "seed-5x5,seed-5x25";
-    let mut harness = fanbench()
-        .args(["bench-all", "--runtimes", ROWS])
-        .args(&small)
-        .args(placement_args())
-        .arg("--out")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start bench-all");
+    let mut harness = bench_all_of(dir.path(), "seed-5x5,seed-5x25");
     let status = wait_with_timeout(&mut harness, Duration::from_secs(180));
     assert!(status.success(), "{status}");
     let json = read_json(&run_dir(dir.path()).join("results.json"));
