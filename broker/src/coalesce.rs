@@ -112,16 +112,10 @@ impl Window {
         self.release_held_until(now);
     }
 
-    /// The timekeeper's release of every writer held until `end` or earlier, once the clock
-    /// has passed `end`. Takes the lock whatever the lock-free hint says, so that a writer
-    /// registering at this very moment is either found here or reads a clock already past
-    /// its end (see [`Released`]'s poll).
-    pub fn release_window(&self, end: Instant) {
-        self.release_held_until(end);
-    }
-
     /// The guard of a hold that keeps its window's time ([`Hold::keeps_time`]): dropping it
-    /// ends the window at `end` for every writer held for it.
+    /// ends the window at `end` for every writer held for it. The release takes the lock
+    /// whatever the lock-free hint says, so that a writer registering at this very moment is
+    /// either found by it or reads a clock already past its end (see [`Released`]'s poll).
     pub fn keeper(&self, end: Instant) -> Keeper<'_> {
         Keeper { window: self, end }
     }
@@ -203,7 +197,7 @@ pub struct Keeper<'a> {
 
 impl Drop for Keeper<'_> {
     fn drop(&mut self) {
-        self.window.release_window(self.end);
+        self.window.release_held_until(self.end);
     }
 }
 
@@ -213,7 +207,7 @@ pub struct Hold {
     /// When the hold ends: its window's end.
     pub until: Instant,
     /// This hold opened the window: its writer sleeps until `until` and then wakes every
-    /// writer held for it ([`Window::release_window`]), even if its own hold ends otherwise.
+    /// writer held for it ([`Window::keeper`]), even if its own hold ends otherwise.
     /// Exactly one hold per window keeps its time.
     pub keeps_time: bool,
 }

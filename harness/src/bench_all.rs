@@ -436,9 +436,7 @@ impl<'a> Suite<'a> {
     ) -> anyhow::Result<()> {
         let scenarios = self.scenarios;
         let scenario = &scenarios[scenario_index];
-        let mut next = 0;
-        while let Some(&row) = rows.get(next) {
-            next += 1;
+        for row in rows.clone() {
             if self.is_measured(scenario, row) {
                 bar.inc((pair_estimate_seconds(scenario) * 1000.0) as u64);
                 continue;
@@ -464,8 +462,7 @@ impl<'a> Suite<'a> {
                 }
                 Err(MeasureError::Start(err)) => {
                     self.mark_unavailable(row, scenario_index, &err, bar);
-                    next -= 1;
-                    rows.remove(next);
+                    rows.retain(|r| r.name() != row.name());
                     false
                 }
                 Err(MeasureError::Run(err)) => {

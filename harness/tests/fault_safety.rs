@@ -43,6 +43,7 @@ fn bench_all(out: &Path) -> Child {
 /// `bench-all` of the two rows on `workloads` (comma-separated), otherwise as small.
 fn bench_all_of(out: &Path, workloads: &str) -> Child {
     let mut small = SMALL.to_vec();
+    assert_eq!(small[0], "--workloads", "SMALL starts with the workloads");
     small[1] = workloads;
     fanbench()
         .args(["bench-all", "--runtimes", ROWS])

@@ -253,7 +253,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     if !(args.alpha > 0.0 && args.alpha < 1.0) {
         bail!("--alpha must be between 0 and 1");
     }
-    if !args.paired {
+    // Micro costs are compared per row with itself, never across rows.
+    if !args.paired && args.base_row.is_none() {
         if let Some(section) = micro::alone(&args)? {
             print!("{}", section.text);
             return fail_on_regression(&args, 0, section.regressed);
@@ -275,7 +276,6 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         keep_row(&mut new, new_row, &label).context("NEW")?;
     }
     let comparison = compare(&base.doc, &new.doc, criteria);
-    // Micro costs are compared per row with itself; not across rows.
     let micro = match rows {
         Some(_) => None,
         None => micro::beside_results(&args, &base.path, &new.path)?,
